@@ -1,0 +1,20 @@
+-- luanet demo: HTTP from plain Lua. scripts/demo.sh runs it against local
+-- servers and passes their addresses in the environment.
+local net = require "net"
+local http = assert(os.getenv("LUANET_HTTP"), "run me through scripts/demo.sh")
+local https = assert(os.getenv("LUANET_HTTPS"))
+
+print("luanet " .. net.version)
+
+local ok, status, body = net_http_get(http .. "/")
+print(("GET  %s/ -> ok=%s status=%d body=%q"):format(http, tostring(ok), status, body))
+
+ok, status, body = net_http_post(https .. "/echo", "application/json", '{"hello":"lua"}', 5000)
+print(("POST %s/echo (HTTP/2, TLS) -> ok=%s status=%d body=%s"):format(https, tostring(ok), status, body))
+
+ok, status = net_http_get(http .. "/status/404")
+print(("GET  /status/404 -> ok=%s status=%d (a 404 is a transport success)"):format(tostring(ok), status))
+
+local err
+ok, status, body, err = net_http_get(http .. "/slow/2000", 300)
+print(("GET  /slow/2000 with a 300 ms budget -> ok=%s status=%d error=%q"):format(tostring(ok), status, err))

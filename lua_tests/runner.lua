@@ -1,0 +1,183 @@
+-- A tiny test runner for luanet. Runs under Lua 5.1 to 5.4 and LuaJIT.
+--
+-- Usage: lua runner.lua FILE.lua [FILE.lua ...]
+--
+-- Each test file is loaded as a chunk and called with one argument, the
+-- table T of helpers below:
+--
+--   local T = ...
+--   T.test("name", function() T.eq(1 + 1, 2, "sum") end)
+--
+-- A file may also return a list of {name, function} pairs; both ways can
+-- be mixed. Tests run in order, each under xpcall with a traceback, and
+-- print "ok - name" or "not ok - name: message" (traceback lines follow,
+-- prefixed by "# "). The last line is "N passed, N failed"; the exit
+-- status is 0 when nothing failed, 1 otherwise. A file that fails to load
+-- counts as one failed test.
+--
+-- Environment: LUANET_TEST_FILTER, a Lua pattern; when set, only tests
+-- whose name matches it run.
+
+local T = {}
+local tests = {}
+
+function T.test(name, fn)
+  tests[#tests + 1] = { name, fn }
+end
+
+-- A readable, one-line rendering of a value; long strings are cut.
+local function escape(s)
+  return (s:gsub("[%c\128-\255\\\"]", function(c)
+    return string.format("\\%d", c:byte())
+  end))
+end
+
+local function show(v)
+  if type(v) == "string" then
+    if #v > 120 then
+      return string.format('"%s"... (string of %d bytes)', escape(v:sub(1, 60)), #v)
+    end
+    return '"' .. escape(v) .. '"'
+  end
+  if math.type and type(v) == "number" then
+    return tostring(v) .. " (" .. math.type(v) .. ")"
+  end
+  return tostring(v)
+end
+T.show = show
+
+local function prefix(what)
+  if what then return tostring(what) .. ": " end
+  return ""
+end
+
+-- Exact equality (==). For two different strings, tells the lengths and
+-- the first byte where they differ.
+function T.eq(actual, expected, what)
+  if actual == expected then return end
+  local msg = prefix(what) .. "expected " .. show(expected) .. ", got " .. show(actual)
+  if type(actual) == "string" and type(expected) == "string" then
+    local i, n = 1, math.min(#actual, #expected)
+    while i <= n and actual:byte(i) == expected:byte(i) do i = i + 1 end
+    msg = msg .. string.format(" (lengths: expected %d, got %d; first difference at byte %d",
+      #expected, #actual, i)
+    if #actual > 120 or #expected > 120 then
+      msg = msg .. ": expected " .. show(expected:sub(i, i + 15)) .. "..., got " .. show(actual:sub(i, i + 15)) .. "..."
+    end
+    msg = msg .. ")"
+  end
+  error(msg, 2)
+end
+
+function T.truthy(v, what)
+  if not v then
+    error(prefix(what) .. "expected a true value, got " .. show(v), 2)
+  end
+  return v
+end
+
+-- str must be a string matching the Lua pattern pat.
+function T.matches(str, pat, what)
+  if type(str) ~= "string" or not str:find(pat) then
+    error(prefix(what) .. "expected a string matching " .. show(pat) .. ", got " .. show(str), 2)
+  end
+  return str
+end
+
+-- str must be a string containing sub (plain text, no pattern).
+function T.contains(str, sub, what)
+  if type(str) ~= "string" or not str:find(sub, 1, true) then
+    error(prefix(what) .. "expected a string containing " .. show(sub) .. ", got " .. show(str), 2)
+  end
+  return str
+end
+
+-- str must be a string starting with start (plain text).
+function T.starts(str, start, what)
+  if type(str) ~= "string" or str:sub(1, #start) ~= start then
+    error(prefix(what) .. "expected a string starting with " .. show(start) .. ", got " .. show(str), 2)
+  end
+  return str
+end
+
+-- fn() must raise an error whose message (converted by tostring)
+-- contains sub (plain text). Returns the message.
+function T.raises(fn, sub, what)
+  local ok, err = pcall(fn)
+  if ok then
+    error(prefix(what) .. "expected an error containing " .. show(sub) .. ", but no error was raised", 2)
+  end
+  err = tostring(err)
+  if sub and not err:find(sub, 1, true) then
+    error(prefix(what) .. "expected an error containing " .. show(sub) .. ", got " .. show(err), 2)
+  end
+  return err
+end
+
+-- Pack all results of a call, keeping their number (trailing nils too).
+function T.pack(...)
+  return { n = select("#", ...), ... }
+end
+
+local function handler(e)
+  local msg
+  if type(e) == "string" then msg = e else msg = "error object: " .. show(e) end
+  return { msg = msg, tb = debug.traceback("", 2) }
+end
+
+local function comment(text)
+  return (text:gsub("\n", "\n# "))
+end
+
+local passed, failed = 0, 0
+
+local function report_failure(name, e)
+  failed = failed + 1
+  io.stdout:write("not ok - ", name, ": ", comment(e.msg), "\n")
+  if e.tb then
+    local tb = e.tb:gsub("^\n", "")
+    io.stdout:write("# ", comment(tb), "\n")
+  end
+  io.stdout:flush()
+end
+
+local files = { ... }
+if #files == 0 then
+  io.stderr:write("usage: lua runner.lua FILE.lua [FILE.lua ...]\n")
+  os.exit(2)
+end
+
+for _, path in ipairs(files) do
+  local chunk, err = loadfile(path)
+  if not chunk then
+    report_failure(path, { msg = "cannot load: " .. tostring(err) })
+  else
+    local ok, ret = xpcall(function() return chunk(T) end, handler)
+    if not ok then
+      report_failure(path, ret)
+    elseif type(ret) == "table" then
+      for _, t in ipairs(ret) do tests[#tests + 1] = t end
+    end
+  end
+end
+
+local filter = os.getenv("LUANET_TEST_FILTER")
+if filter == "" then filter = nil end
+
+for _, t in ipairs(tests) do
+  local name, fn = t[1], t[2]
+  if not filter or tostring(name):find(filter) then
+    local ok, e = xpcall(function() return fn() end, handler)
+    if ok then
+      passed = passed + 1
+      io.stdout:write("ok - ", tostring(name), "\n")
+      io.stdout:flush()
+    else
+      report_failure(tostring(name), e)
+    end
+  end
+end
+
+io.stdout:write(string.format("%d passed, %d failed\n", passed, failed))
+io.stdout:flush()
+os.exit(failed == 0 and 0 or 1)

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Runs every check and test of luanet: lints, the build of each Lua ABI, the
+# generated header's drift check, and the CTest suites against local servers.
+set -eu
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+
+scripts/setup.sh
+
+echo "== lints"
+cargo fmt --all -- --check
+cargo clippy --release --quiet -- -D warnings
+
+echo "== build"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j 2
+
+echo "== generated header is committed as built"
+if [ -d .git ]; then
+    git diff --exit-code -- include/luanet.h
+fi
+
+echo "== tests"
+ctest --test-dir build --output-on-failure -j 2
+
+echo "test.sh: all passed in $(( $(date +%s) - started )) s"

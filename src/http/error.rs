@@ -1,0 +1,76 @@
+//! Turns libcurl's error codes into the short, readable messages scripts get
+//! as the fourth return value.
+
+use std::time::Duration;
+
+use curl::easy::Easy2;
+
+use super::{Collector, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, MAX_REDIRECTS};
+use crate::endpoint::Endpoint;
+
+pub(super) fn describe(
+    error: &curl::Error,
+    easy: &Easy2<Collector>,
+    endpoint: &Endpoint,
+    budget: Option<Duration>,
+) -> String {
+    let detail = error.extra_description().unwrap_or_else(|| error.description());
+    let errno = easy.os_errno().unwrap_or(0);
+    if error.is_couldnt_connect() {
+        return match errno {
+            libc::ECONNREFUSED => format!("connection refused ({})", endpoint.authority()),
+            0 => format!("could not connect to {}: {detail}", endpoint.authority()),
+            _ => format!(
+                "could not connect to {}: {}",
+                endpoint.authority(),
+                std::io::Error::from_raw_os_error(errno)
+            ),
+        };
+    }
+    if error.is_operation_timedout() {
+        return match budget {
+            Some(budget) => format!("timed out after {} ms", budget.as_millis()),
+            None if easy.connect_time().map_or(true, |t| t.is_zero()) => format!(
+                "timed out connecting to {} after {} ms",
+                endpoint.authority(),
+                DEFAULT_CONNECT_TIMEOUT.as_millis()
+            ),
+            None => format!("timed out: nothing received for {} s", DEFAULT_IDLE_TIMEOUT.as_secs()),
+        };
+    }
+    if error.is_couldnt_resolve_host() {
+        return format!("could not resolve host '{}'", endpoint.host());
+    }
+    if error.is_peer_failed_verification() || error.is_ssl_cacert() {
+        let reason =
+            detail.trim_start_matches("SSL certificate problem: ").trim_start_matches("SSL: ");
+        return format!("TLS: certificate verify failed: {reason}");
+    }
+    if error.is_ssl_connect_error() {
+        return format!("TLS: handshake failed: {detail}");
+    }
+    if error.is_too_many_redirects() {
+        return format!("too many redirects (more than {MAX_REDIRECTS})");
+    }
+    if error.is_unsupported_protocol() {
+        // The first URL was checked already, so this came from a Location.
+        let scheme = easy
+            .effective_url()
+            .ok()
+            .flatten()
+            .and_then(|u| u.split_once("://"))
+            .map(|(scheme, _)| scheme.to_ascii_lowercase())
+            .unwrap_or_else(|| "unknown".to_owned());
+        return format!("redirect to a forbidden scheme ({scheme}) refused");
+    }
+    if error.is_got_nothing() {
+        return format!("{} closed the connection without a response", endpoint.authority());
+    }
+    if error.is_partial_file() || error.is_recv_error() {
+        return format!(
+            "connection to {} broken during the response: {detail}",
+            endpoint.authority()
+        );
+    }
+    format!("{}: {detail}", error.description())
+}

@@ -1,0 +1,136 @@
+//! The HTTP engine, on libcurl: one request in, one response out.
+//!
+//! Behaviour every caller gets: redirects followed (at most
+//! [`MAX_REDIRECTS`], never from https down to http), keep-alive across
+//! calls, HTTP/2 over TLS when offered, compressed bodies decoded, proxies
+//! from the standard environment variables, and defaults under which nothing
+//! hangs forever.
+
+mod error;
+mod pool;
+
+use std::time::Duration;
+
+use curl::easy::{Easy2, Handler, HttpVersion, WriteError};
+
+use crate::endpoint::Endpoint;
+use crate::tls;
+
+/// Redirects followed before a request fails.
+pub const MAX_REDIRECTS: u32 = 10;
+/// Connect timeout when the caller gives no budget (WinHTTP's default).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// A transfer that receives nothing for this long fails (WinHTTP's default).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// Absolute `http://` or `https://` URL.
+    pub url: &'a str,
+    /// One budget for resolve, connect, send and receive; `None` for the
+    /// defaults.
+    pub timeout: Option<Duration>,
+    /// `Some((content_type, body))` makes it a POST.
+    pub post: Option<(&'a [u8], &'a [u8])>,
+}
+
+/// A response received at the transport level, whatever its status.
+#[derive(Debug, Default)]
+pub struct Response {
+    /// The HTTP status code of the final response.
+    pub status: u32,
+    /// The decoded body bytes.
+    pub body: Vec<u8>,
+}
+
+/// Performs `request` on the calling thread and waits for the whole
+/// response. Safe to call from many threads at once.
+pub fn perform(request: &Request<'_>) -> Result<Response, String> {
+    let endpoint = Endpoint::parse(request.url, &["http", "https"])?;
+    let mut easy = pool::take();
+    let outcome = configure(&mut easy, &endpoint, request)
+        .and_then(|()| easy.perform())
+        .map_err(|e| error::describe(&e, &easy, &endpoint, request.timeout));
+    let result = match outcome {
+        Ok(()) => Ok(Response {
+            status: easy.response_code().unwrap_or(0),
+            body: std::mem::take(&mut easy.get_mut().body),
+        }),
+        Err(message) => Err(message),
+    };
+    pool::give_back(easy);
+    result
+}
+
+/// Collects the response body.
+#[derive(Default)]
+pub(crate) struct Collector {
+    body: Vec<u8>,
+}
+
+impl Handler for Collector {
+    fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        self.body.extend_from_slice(data);
+        Ok(data.len())
+    }
+}
+
+fn configure(
+    easy: &mut Easy2<Collector>,
+    endpoint: &Endpoint,
+    request: &Request<'_>,
+) -> Result<(), curl::Error> {
+    easy.get_mut().body.clear();
+    easy.url(endpoint.as_str())?;
+    easy.useragent(concat!("luanet/", env!("CARGO_PKG_VERSION")))?;
+    restrict_protocols(easy, endpoint.scheme())?;
+    easy.follow_location(true)?;
+    easy.max_redirections(MAX_REDIRECTS)?;
+    easy.http_version(HttpVersion::V2TLS)?;
+    // "" asks for every encoding this libcurl decodes.
+    easy.accept_encoding("")?;
+    let trust = tls::trust_store();
+    if let Some(file) = &trust.ca_file {
+        easy.cainfo(file)?;
+    }
+    if let Some(dir) = &trust.ca_dir {
+        easy.capath(dir)?;
+    }
+    easy.connect_timeout(DEFAULT_CONNECT_TIMEOUT)?;
+    easy.low_speed_limit(1)?;
+    easy.low_speed_time(DEFAULT_IDLE_TIMEOUT)?;
+    if let Some(budget) = request.timeout {
+        easy.timeout(budget)?;
+    }
+    if let Some((content_type, body)) = request.post {
+        let mut headers = curl::easy::List::new();
+        let mut line = b"Content-Type: ".to_vec();
+        line.extend_from_slice(content_type);
+        headers.append(&String::from_utf8_lossy(&line))?;
+        // curl would otherwise wait for a 100-continue on large bodies.
+        headers.append("Expect:")?;
+        easy.http_headers(headers)?;
+        easy.post(true)?;
+        easy.post_fields_copy(body)?;
+    }
+    Ok(())
+}
+
+/// http may redirect to https, https only to https.
+fn restrict_protocols(easy: &mut Easy2<Collector>, scheme: &str) -> Result<(), curl::Error> {
+    const CURLOPT_PROTOCOLS_STR: curl_sys::CURLoption = curl_sys::CURLOPTTYPE_OBJECTPOINT + 318;
+    const CURLOPT_REDIR_PROTOCOLS_STR: curl_sys::CURLoption =
+        curl_sys::CURLOPTTYPE_OBJECTPOINT + 319;
+    let redirect: &std::ffi::CStr = if scheme == "https" { c"https" } else { c"http,https" };
+    for (option, value) in
+        [(CURLOPT_PROTOCOLS_STR, c"http,https"), (CURLOPT_REDIR_PROTOCOLS_STR, redirect)]
+    {
+        // SAFETY: a valid handle and a NUL-terminated string libcurl copies.
+        let code = unsafe { curl_sys::curl_easy_setopt(easy.raw(), option, value.as_ptr()) };
+        if code != curl_sys::CURLE_OK {
+            return Err(curl::Error::new(code));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! luanet: HTTP(S) and WebSocket networking for any Lua host.
+//!
+//! One Rust core ([`http`], [`tls`], [`endpoint`]) under two thin adapters:
+//! the Lua module `net` ([`lua`], entry point `luaopen_net`) and the C API
+//! ([`capi`], header `include/luanet.h`).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+#[cfg(not(any(
+    feature = "lua54",
+    feature = "lua53",
+    feature = "lua52",
+    feature = "lua51",
+    feature = "luajit"
+)))]
+compile_error!("choose one Lua ABI: --features lua54 | lua53 | lua52 | lua51 | luajit");
+
+#[cfg(any(
+    all(
+        feature = "lua54",
+        any(feature = "lua53", feature = "lua52", feature = "lua51", feature = "luajit")
+    ),
+    all(feature = "lua53", any(feature = "lua52", feature = "lua51", feature = "luajit")),
+    all(feature = "lua52", any(feature = "lua51", feature = "luajit")),
+    all(feature = "lua51", feature = "luajit"),
+))]
+compile_error!(
+    "exactly one Lua ABI feature may be enabled; to pick another, build with --no-default-features --features <abi>"
+);
+
+pub mod capi;
+pub mod endpoint;
+pub mod http;
+pub mod lifetime;
+pub mod lua;
+pub mod tls;
+
+/// The library version, as in `Cargo.toml`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,469 @@
+#!/usr/bin/env python3
+"""Local test peer for luanet's tests.
+
+Usage:
+    python testpeer/serve.py -- CMD [ARGS...]
+
+Starts, on loopback and on free ports chosen by the kernel, one ASGI app
+(below) served by Hypercorn over:
+
+    LUANET_HTTP              http://127.0.0.1:PORT   plain HTTP/1.1
+    LUANET_HTTP6             http://[::1]:PORT       plain HTTP/1.1 over IPv6
+    LUANET_HTTPS             https://localhost:PORT  TLS (ALPN h2, http/1.1),
+                             cert for localhost, 127.0.0.1 and ::1 from CA #1
+    LUANET_HTTPS_WRONG_CA    https://localhost:PORT  cert from CA #2 (untrusted)
+    LUANET_HTTPS_WRONG_HOST  https://localhost:PORT  cert from CA #1 for
+                             other.example only (host name mismatch)
+
+waits until every listener accepts connections, then runs CMD with those
+variables plus
+
+    SSL_CERT_FILE            PEM file of CA #1
+    LUANET_CLOSED_PORT       a TCP port on 127.0.0.1 where nothing listens
+
+stops the servers and exits with CMD's exit code (128+N if CMD was killed
+by signal N; 127 if CMD could not be started; 2 if the servers could not
+start). The https listeners on "localhost" listen on both 127.0.0.1 and ::1
+with the same port. Certificates are made at run time with trustme and live
+in a temporary directory removed at exit.
+
+Endpoints (any method, unknown paths -> 404 "not found"):
+    /                       200 "luanet test peer"
+    /status/<code>          status <code>, body "status <code>" (empty for 204/304)
+    /bytes/<n>              n bytes, byte i = i % 256, with Content-Length
+    /chunked/<n>            same bytes in 1000-byte pieces, no Content-Length
+    /echo                   the request body
+    /inspect                key=value lines describing the request
+    /slow/<ms>              200 "slow" after ms milliseconds
+    /stall                  Content-Length 100, sends 10 bytes, then waits 60 s
+    /redirect/<n>           302 to /redirect/<n-1>; /redirect/0 is 200 "redirected"
+    /redirect-to?url=<u>    302 to u
+    /gzip                   gzip-encoded text if Accept-Encoding has gzip
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import re
+import signal
+import socket
+import sys
+import tempfile
+from urllib.parse import parse_qs
+
+import trustme
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+# ---------------------------------------------------------------------------
+# The ASGI app
+# ---------------------------------------------------------------------------
+
+PATTERN_256 = bytes(range(256))
+PATTERN_BLOCK = PATTERN_256 * 256  # 64 KiB, a whole number of 256-byte periods
+MAX_N = 1 << 30  # refuse absurd sizes (a typo should not eat the machine's memory)
+GZIP_PLAIN = b"compressed hello " * 100
+GZIP_BODY = gzip.compress(GZIP_PLAIN, mtime=0)
+
+# Set when the servers are about to stop: handlers that wait (/slow, /stall)
+# return at once instead of being cancelled, so shutdown is quick and quiet.
+STOPPING: asyncio.Event | None = None
+
+NUMBERED = re.compile(r"^/(status|bytes|chunked|slow|redirect)/([0-9]{1,10})$")
+
+
+async def pause(seconds: float) -> bool:
+    """Sleep `seconds`; False if the servers began to stop meanwhile."""
+    try:
+        await asyncio.wait_for(STOPPING.wait(), seconds)
+    except asyncio.TimeoutError:
+        return True
+    return False
+
+
+def pattern(offset: int, length: int) -> bytes:
+    """`length` bytes of the i % 256 pattern, starting at absolute offset `offset`."""
+    start = offset % 256
+    reps = (start + length + 255) // 256
+    return (PATTERN_256 * reps)[start : start + length]
+
+
+def header(scope, name: bytes) -> str:
+    """All values of request header `name` (lower case), joined by ", "; "" if none."""
+    values = [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == name]
+    return ", ".join(values)
+
+
+class Disconnected(Exception):
+    pass
+
+
+async def read_body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise Disconnected()
+
+
+async def respond(scope, send, status: int, body: bytes = b"", headers=()) -> None:
+    hdrs = list(headers)
+    no_body = status in (204, 304) or 100 <= status < 200
+    if no_body:
+        body = b""
+    else:
+        hdrs.append((b"content-length", str(len(body)).encode()))
+        if not any(k == b"content-type" for k, _ in hdrs):
+            hdrs.append((b"content-type", b"text/plain; charset=utf-8"))
+    if scope["method"] == "HEAD":
+        body = b""
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def send_pattern(scope, send, n: int, piece: int, content_length: bool) -> None:
+    hdrs = [(b"content-type", b"application/octet-stream")]
+    if content_length:
+        hdrs.append((b"content-length", str(n).encode()))
+    await send({"type": "http.response.start", "status": 200, "headers": hdrs})
+    if scope["method"] != "HEAD":
+        offset = 0
+        while offset < n:
+            size = min(piece, n - offset)
+            if piece == len(PATTERN_BLOCK):
+                data = PATTERN_BLOCK[:size]
+            else:
+                data = pattern(offset, size)
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+            offset += size
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def handle_http(scope, receive, send) -> None:
+    path = scope["path"]
+    method = scope["method"]
+
+    m = NUMBERED.match(path)
+    if m:
+        kind, n = m.group(1), int(m.group(2))
+        if kind == "status":
+            if not 200 <= n <= 599:
+                await respond(scope, send, 400, b"status must be 200..599")
+            else:
+                await respond(scope, send, n, f"status {n}".encode())
+        elif n > MAX_N:
+            await respond(scope, send, 400, b"too large")
+        elif kind == "bytes":
+            await send_pattern(scope, send, n, len(PATTERN_BLOCK), content_length=True)
+        elif kind == "chunked":
+            await send_pattern(scope, send, n, 1000, content_length=False)
+        elif kind == "slow":
+            if await pause(n / 1000.0):
+                await respond(scope, send, 200, b"slow")
+        elif kind == "redirect":
+            if n > 0:
+                location = f"/redirect/{n - 1}".encode()
+                await respond(scope, send, 302, b"redirect", [(b"location", location)])
+            else:
+                await respond(scope, send, 200, b"redirected")
+        return
+
+    if path == "/":
+        await respond(scope, send, 200, b"luanet test peer")
+    elif path == "/echo":
+        body = await read_body(receive)
+        await respond(scope, send, 200, body, [(b"content-type", b"application/octet-stream")])
+    elif path == "/inspect":
+        body = await read_body(receive)
+        target = scope.get("raw_path") or path.encode()
+        target = target.decode("latin-1")
+        if scope.get("query_string"):
+            target += "?" + scope["query_string"].decode("latin-1")
+        client = scope.get("client") or ("", "")
+        lines = [
+            ("method", method),
+            ("path", target),
+            ("content-type", header(scope, b"content-type")),
+            ("user-agent", header(scope, b"user-agent")),
+            ("accept-encoding", header(scope, b"accept-encoding")),
+            ("http-version", scope.get("http_version", "")),
+            ("client-port", str(client[1])),
+            ("body-length", str(len(body))),
+        ]
+        text = "".join(f"{k}={v}\n" for k, v in lines)
+        await respond(scope, send, 200, text.encode("latin-1", "replace"))
+    elif path == "/stall":
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/octet-stream"),
+                    (b"content-length", b"100"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": pattern(0, 10), "more_body": True})
+        # Returns without finishing the response when the servers stop
+        # (Hypercorn then closes the connection or resets the stream).
+        if await pause(60):
+            await send({"type": "http.response.body", "body": pattern(10, 90), "more_body": False})
+    elif path == "/redirect-to":
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        urls = query.get("url")
+        if not urls:
+            await respond(scope, send, 400, b"missing url parameter")
+        else:
+            location = urls[0].encode("utf-8")
+            await respond(scope, send, 302, b"redirect", [(b"location", location)])
+    elif path == "/gzip":
+        if "gzip" in header(scope, b"accept-encoding").lower():
+            await respond(
+                scope,
+                send,
+                200,
+                GZIP_BODY,
+                [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")],
+            )
+        else:
+            await respond(scope, send, 200, GZIP_PLAIN, [(b"vary", b"Accept-Encoding")])
+    else:
+        await respond(scope, send, 404, b"not found")
+
+
+async def app(scope, receive, send) -> None:
+    kind = scope["type"]
+    if kind == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    elif kind == "http":
+        try:
+            await handle_http(scope, receive, send)
+        except Disconnected:
+            pass
+    elif kind == "websocket":
+        # Not served (yet): refuse the handshake (Hypercorn answers 403).
+        await receive()
+        await send({"type": "websocket.close", "code": 1008})
+
+
+# ---------------------------------------------------------------------------
+# Sockets, certificates, servers
+# ---------------------------------------------------------------------------
+
+
+def bind_one(family: int, host: str, port: int = 0) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_localhost() -> tuple[int, list[socket.socket]]:
+    """Bind 127.0.0.1 and ::1 on one free port, so that "localhost" works
+    whichever address the client tries first."""
+    last_error: OSError | None = None
+    for _ in range(100):
+        s4 = bind_one(socket.AF_INET, "127.0.0.1")
+        port = s4.getsockname()[1]
+        try:
+            s6 = bind_one(socket.AF_INET6, "::1", port)
+        except OSError as error:  # port taken on ::1: try another
+            last_error = error
+            s4.close()
+            continue
+        return port, [s4, s6]
+    raise RuntimeError(f"no port free on both 127.0.0.1 and ::1: {last_error}")
+
+
+def closed_port() -> int:
+    sock = bind_one(socket.AF_INET, "127.0.0.1")
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def fd_binds(socks: list[socket.socket]) -> list[str]:
+    # Hypercorn takes ownership of the descriptors ("fd://N" binds).
+    return [f"fd://{sock.detach()}" for sock in socks]
+
+
+def make_config(binds: list[str], cert_path: str | None = None, insecure: list[str] = ()) -> Config:
+    config = Config()
+    config.accesslog = None
+    config.errorlog = "-"  # stderr
+    config.loglevel = "WARNING"
+    config.graceful_timeout = 0.5  # shutdown must be quick, even with /stall open
+    if cert_path is not None:
+        config.certfile = cert_path
+        config.keyfile = cert_path
+        config.alpn_protocols = ["h2", "http/1.1"]
+    config.bind = binds
+    config.insecure_bind = list(insecure)
+    return config
+
+
+async def wait_ready(addresses, tasks, timeout: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    for host, port in addresses:
+        while True:
+            for task in tasks:
+                if task.done():
+                    error = task.exception()
+                    raise RuntimeError(f"a server stopped while starting: {error!r}")
+            try:
+                _, writer = await asyncio.open_connection(host, port)
+            except OSError:
+                if loop.time() > deadline:
+                    raise RuntimeError(f"server on {host} port {port} not ready after {timeout} s")
+                await asyncio.sleep(0.02)
+                continue
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+            break
+
+
+async def stop(shutdown: asyncio.Event, tasks) -> None:
+    STOPPING.set()
+    await asyncio.sleep(0.05)  # let waiting handlers return
+    shutdown.set()
+    _, pending = await asyncio.wait(tasks, timeout=3)
+    for task in pending:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            print(f"testpeer: server error at shutdown: {result!r}", file=sys.stderr)
+
+
+def log(message: str) -> None:
+    print(f"testpeer: {message}", file=sys.stderr, flush=True)
+
+
+async def run(argv: list[str]) -> int:
+    global STOPPING
+    STOPPING = asyncio.Event()
+    with tempfile.TemporaryDirectory(prefix="luanet-testpeer-") as tmp:
+        ca = trustme.CA()
+        other_ca = trustme.CA()
+        ca_path = os.path.join(tmp, "ca.pem")
+        ca.cert_pem.write_to_path(ca_path)
+
+        certs = {
+            "good": ca.issue_cert("localhost", "127.0.0.1", "::1"),
+            "wrong_ca": other_ca.issue_cert("localhost", "127.0.0.1", "::1"),
+            "wrong_host": ca.issue_cert("other.example"),
+        }
+        cert_paths = {}
+        for name, cert in certs.items():
+            cert_paths[name] = os.path.join(tmp, f"{name}.pem")
+            cert.private_key_and_cert_chain_pem.write_to_path(cert_paths[name])
+
+        http4 = bind_one(socket.AF_INET, "127.0.0.1")
+        http6 = bind_one(socket.AF_INET6, "::1")
+        http4_port = http4.getsockname()[1]
+        http6_port = http6.getsockname()[1]
+        https_port, https_socks = bind_localhost()
+        wrong_ca_port, wrong_ca_socks = bind_localhost()
+        wrong_host_port, wrong_host_socks = bind_localhost()
+
+        configs = [
+            make_config(fd_binds(https_socks), cert_paths["good"], fd_binds([http4, http6])),
+            make_config(fd_binds(wrong_ca_socks), cert_paths["wrong_ca"]),
+            make_config(fd_binds(wrong_host_socks), cert_paths["wrong_host"]),
+        ]
+        addresses = [("127.0.0.1", http4_port), ("::1", http6_port)]
+        for port in (https_port, wrong_ca_port, wrong_host_port):
+            addresses += [("127.0.0.1", port), ("::1", port)]
+
+        env = dict(os.environ)
+        env.update(
+            {
+                "LUANET_HTTP": f"http://127.0.0.1:{http4_port}",
+                "LUANET_HTTP6": f"http://[::1]:{http6_port}",
+                "LUANET_HTTPS": f"https://localhost:{https_port}",
+                "LUANET_HTTPS_WRONG_CA": f"https://localhost:{wrong_ca_port}",
+                "LUANET_HTTPS_WRONG_HOST": f"https://localhost:{wrong_host_port}",
+                "SSL_CERT_FILE": ca_path,
+                "LUANET_CLOSED_PORT": str(closed_port()),
+            }
+        )
+
+        shutdown = asyncio.Event()
+        tasks = [
+            asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait))
+            for config in configs
+        ]
+        try:
+            try:
+                await wait_ready(addresses, tasks)
+            except RuntimeError as error:
+                log(f"cannot start the servers: {error}")
+                return 2
+            for name in (
+                "LUANET_HTTP",
+                "LUANET_HTTP6",
+                "LUANET_HTTPS",
+                "LUANET_HTTPS_WRONG_CA",
+                "LUANET_HTTPS_WRONG_HOST",
+                "SSL_CERT_FILE",
+                "LUANET_CLOSED_PORT",
+            ):
+                log(f"{name}={env[name]}")
+
+            try:
+                proc = await asyncio.create_subprocess_exec(*argv, env=env)
+            except OSError as error:
+                log(f"cannot run {argv[0]!r}: {error}")
+                return 127
+
+            loop = asyncio.get_running_loop()
+
+            def forward(signum: int) -> None:
+                if proc.returncode is None:
+                    proc.send_signal(signum)
+
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, forward, signum)
+            try:
+                code = await proc.wait()
+            finally:
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
+            return 128 - code if code < 0 else code
+        finally:
+            await stop(shutdown, tasks)
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    return asyncio.run(run(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
