@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    // C hosts that link the library record this name, whatever the file is
+    // called on disk (the Lua module is the same file named net.so).
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libluanet.so");
     println!("cargo:rerun-if-changed=src/capi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");

@@ -434,3 +434,17 @@ test("bad arguments through net.* raise errors too", function()
   raises(function() return net.http_post(HTTP .. "/echo", "text/plain", nil) end,
     "bad argument #3", "net.http_post(url, ct, nil)")
 end)
+
+test("a content type with a line break fails instead of injecting a header", function()
+  check_fail(post(HTTP .. "/inspect", "text/plain\r\nX-Injected: 1", "x"),
+    "invalid content type: it contains a line break or NUL", "exact", "CRLF content type")
+  check_fail(post(HTTP .. "/inspect", "text/plain\0x", "x"),
+    "invalid content type: it contains a line break or NUL", "exact", "NUL content type")
+end)
+
+test("NaN timeout and a numeric-string url are handled like lauxlib does", function()
+  raises(function() return net_http_get(HTTP .. "/", 0/0) end,
+    "bad argument #2 to 'net_http_get' (timeout_ms must be a non-negative number)", "NaN timeout")
+  check_fail(get(12345), "invalid URL '12345': relative URL without a base", "exact", "number url")
+  check_ok(get(HTTP .. "/slow/50", "5000"), 200, "slow", "numeric-string timeout")
+end)

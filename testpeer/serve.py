@@ -15,6 +15,19 @@ Starts, on loopback and on free ports chosen by the kernel, one ASGI app
     LUANET_HTTPS_WRONG_HOST  https://localhost:PORT  cert from CA #1 for
                              other.example only (host name mismatch)
 
+and a forward proxy, a private tinyproxy (`tinyproxy -d`, config generated in
+the temporary directory; the `tinyproxy` package must be installed):
+
+    LUANET_PROXY             http://127.0.0.1:PORT   plain HTTP proxy; forwards
+                             http:// requests adding "Via: 1.1 luanet-test-proxy
+                             (tinyproxy/<version>)", tunnels CONNECT to any port;
+                             accepts clients from 127.0.0.1 and ::1 only.
+                             Its log (warnings and errors) is printed at exit
+                             when CMD failed.
+
+The variables libcurl reads (http_proxy, https_proxy, no_proxy, ...) are not
+set here: a test that wants the proxy sets them for its own processes.
+
 waits until every listener accepts connections, then runs CMD with those
 variables plus
 
@@ -33,7 +46,10 @@ Endpoints (any method, unknown paths -> 404 "not found"):
     /bytes/<n>              n bytes, byte i = i % 256, with Content-Length
     /chunked/<n>            same bytes in 1000-byte pieces, no Content-Length
     /echo                   the request body
-    /inspect                key=value lines describing the request
+    /inspect                key=value lines describing the request: method,
+                            path, content-type, user-agent, accept-encoding,
+                            http-version, client-port, body-length, via
+                            (the Via header; empty when none), in that order
     /slow/<ms>              200 "slow" after ms milliseconds
     /stall                  Content-Length 100, sends 10 bytes, then waits 60 s
     /redirect/<n>           302 to /redirect/<n-1>; /redirect/0 is 200 "redirected"
@@ -49,6 +65,8 @@ import os
 import re
 import signal
 import socket
+import pwd
+import shutil
 import sys
 import tempfile
 from urllib.parse import parse_qs
@@ -195,6 +213,7 @@ async def handle_http(scope, receive, send) -> None:
             ("http-version", scope.get("http_version", "")),
             ("client-port", str(client[1])),
             ("body-length", str(len(body))),
+            ("via", header(scope, b"via")),
         ]
         text = "".join(f"{k}={v}\n" for k, v in lines)
         await respond(scope, send, 200, text.encode("latin-1", "replace"))
@@ -360,6 +379,137 @@ def log(message: str) -> None:
     print(f"testpeer: {message}", file=sys.stderr, flush=True)
 
 
+# ---------------------------------------------------------------------------
+# The forward proxy (tinyproxy)
+# ---------------------------------------------------------------------------
+
+PROXY_NAME = "luanet-test-proxy"
+
+
+class Proxy:
+    """A private tinyproxy in the foreground, on 127.0.0.1 and a free port."""
+
+    def __init__(self, tmp: str) -> None:
+        self.conf_path = os.path.join(tmp, "tinyproxy.conf")
+        self.log_path = os.path.join(tmp, "tinyproxy.log")
+        self.proc: asyncio.subprocess.Process | None = None
+        self.port = 0
+
+    def write_config(self) -> None:
+        lines = [
+            f"Port {self.port}",
+            "Listen 127.0.0.1",
+            "Timeout 60",
+            "MaxClients 100",
+            "Allow 127.0.0.1",
+            "Allow ::1",
+            # No ConnectPort line: CONNECT may reach any port.
+            # The Via header is on by default; this names the proxy in it.
+            f'ViaProxyName "{PROXY_NAME}"',
+            "LogLevel Warning",
+            # No LogFile and no Syslog: tinyproxy -d logs to stderr, which
+            # goes to self.log_path. No PidFile.
+        ]
+        if os.geteuid() == 0:
+            # Read only when started as root; without it tinyproxy warns
+            # "You SHOULD set a UserName". Stay who we are.
+            try:
+                lines.append(f"User {pwd.getpwuid(0).pw_name}")
+            except KeyError:
+                pass
+        with open(self.conf_path, "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+
+    async def start(self, timeout: float = 15.0) -> None:
+        exe = shutil.which("tinyproxy")
+        if exe is None:
+            raise RuntimeError("tinyproxy not found (scripts/setup.sh installs it)")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # tinyproxy wants a port number: take a free one, close it, hand it
+        # over; if another process grabbed it meanwhile, tinyproxy exits and
+        # we try again with another.
+        for _ in range(5):
+            self.port = closed_port()
+            self.write_config()
+            with open(self.log_path, "wb") as log_file:  # the last attempt's only
+                self.proc = await asyncio.create_subprocess_exec(
+                    exe,
+                    "-d",
+                    "-c",
+                    self.conf_path,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=log_file,
+                    start_new_session=True,  # no terminal signals: we stop it
+                    preexec_fn=die_with_parent,
+                )
+            while self.proc.returncode is None:
+                if await self.answers():
+                    return
+                if loop.time() > deadline:
+                    raise RuntimeError(f"tinyproxy on port {self.port} not ready after {timeout} s")
+                await asyncio.sleep(0.02)
+            await self.proc.wait()
+        raise RuntimeError(f"tinyproxy keeps exiting at start (status {self.proc.returncode})")
+
+    async def answers(self) -> bool:
+        """True if our tinyproxy serves its statistics page on self.port (a
+        whole request, not a bare connect, which it would log as an error)."""
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            return False
+        try:
+            writer.write(b"GET http://tinyproxy.stats/ HTTP/1.0\r\n\r\n")
+            await writer.drain()
+            response = await asyncio.wait_for(reader.read(), 5)
+        except (OSError, asyncio.TimeoutError):
+            return False
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+        return response.startswith(b"HTTP/1.0 200 ") and b"tinyproxy" in response
+
+    async def stop(self, show_log: bool) -> None:
+        """Stops tinyproxy; prints its log if show_log or if it died early."""
+        if self.proc is not None and self.proc.returncode is not None:
+            show_log = True
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()  # tinyproxy exits at once on SIGTERM
+            try:
+                await asyncio.wait_for(self.proc.wait(), 2)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if show_log:
+            self.print_log()
+
+    def print_log(self) -> None:
+        """Shows what tinyproxy logged (LogLevel Warning), if anything."""
+        try:
+            with open(self.log_path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return
+        for line in text.splitlines():
+            if line.strip():
+                log(f"tinyproxy: {line}")
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM when serve.py dies (Linux only), so
+    that a killed serve.py leaves no proxy behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 async def run(argv: list[str]) -> int:
     global STOPPING
     STOPPING = asyncio.Event()
@@ -396,6 +546,17 @@ async def run(argv: list[str]) -> int:
         for port in (https_port, wrong_ca_port, wrong_host_port):
             addresses += [("127.0.0.1", port), ("::1", port)]
 
+        proxy = Proxy(tmp)
+        try:
+            await proxy.start()
+        except (RuntimeError, OSError) as error:
+            log(f"cannot start the proxy: {error}")
+            await proxy.stop(show_log=True)
+            return 2
+        closed = closed_port()
+        while closed == proxy.port:
+            closed = closed_port()
+
         env = dict(os.environ)
         env.update(
             {
@@ -405,7 +566,8 @@ async def run(argv: list[str]) -> int:
                 "LUANET_HTTPS_WRONG_CA": f"https://localhost:{wrong_ca_port}",
                 "LUANET_HTTPS_WRONG_HOST": f"https://localhost:{wrong_host_port}",
                 "SSL_CERT_FILE": ca_path,
-                "LUANET_CLOSED_PORT": str(closed_port()),
+                "LUANET_CLOSED_PORT": str(closed),
+                "LUANET_PROXY": f"http://127.0.0.1:{proxy.port}",
             }
         )
 
@@ -414,6 +576,7 @@ async def run(argv: list[str]) -> int:
             asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait))
             for config in configs
         ]
+        code = 2
         try:
             try:
                 await wait_ready(addresses, tasks)
@@ -428,6 +591,7 @@ async def run(argv: list[str]) -> int:
                 "LUANET_HTTPS_WRONG_HOST",
                 "SSL_CERT_FILE",
                 "LUANET_CLOSED_PORT",
+                "LUANET_PROXY",
             ):
                 log(f"{name}={env[name]}")
 
@@ -435,7 +599,8 @@ async def run(argv: list[str]) -> int:
                 proc = await asyncio.create_subprocess_exec(*argv, env=env)
             except OSError as error:
                 log(f"cannot run {argv[0]!r}: {error}")
-                return 127
+                code = 127
+                return code
 
             loop = asyncio.get_running_loop()
 
@@ -450,9 +615,12 @@ async def run(argv: list[str]) -> int:
             finally:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(signum)
-            return 128 - code if code < 0 else code
+            code = 128 - code if code < 0 else code
+            return code
         finally:
-            await stop(shutdown, tasks)
+            # tinyproxy's log helps when something failed; otherwise it is
+            # noise (it logs a client closing a tunnel as an error).
+            await asyncio.gather(stop(shutdown, tasks), proxy.stop(show_log=code != 0))
 
 
 def main() -> int:

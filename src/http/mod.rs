@@ -48,6 +48,11 @@ pub struct Response {
 /// response. Safe to call from many threads at once.
 pub fn perform(request: &Request<'_>) -> Result<Response, String> {
     let endpoint = Endpoint::parse(request.url, &["http", "https"])?;
+    if let Some((content_type, _)) = request.post {
+        if content_type.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return Err("invalid content type: it contains a line break or NUL".to_owned());
+        }
+    }
     let mut easy = pool::take();
     let outcome = configure(&mut easy, &endpoint, request)
         .and_then(|()| easy.perform())
