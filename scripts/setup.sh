@@ -16,6 +16,7 @@ need_cmd flock util-linux
 need_cmd git git
 need_cmd lua5.4 lua5.4
 need_cmd luajit luajit
+need_cmd tinyproxy tinyproxy-bin
 need_pkg liblua5.4-dev
 need_pkg libssl-dev
 need_pkg zlib1g-dev

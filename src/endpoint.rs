@@ -30,6 +30,15 @@ impl Endpoint {
         Ok(Endpoint { url })
     }
 
+    /// The same URL under another scheme of the same family (`ws` to
+    /// `http`), for engines that share a transport.
+    pub fn with_scheme(&self, scheme: &str) -> Endpoint {
+        let mut url = self.url.clone();
+        // Both schemes are "special" in the URL standard, so this succeeds.
+        let _ = url.set_scheme(scheme);
+        Endpoint { url }
+    }
+
     /// The URL in its normalised form.
     pub fn as_str(&self) -> &str {
         self.url.as_str()

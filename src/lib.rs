@@ -35,6 +35,7 @@ pub mod http;
 pub mod lifetime;
 pub mod lua;
 pub mod tls;
+pub mod ws;
 
 /// The library version, as in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use curl::easy::Easy2;
 
-use super::{Collector, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, MAX_REDIRECTS};
+use super::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, MAX_REDIRECTS};
 use crate::endpoint::Endpoint;
 
-pub(super) fn describe(
+pub(super) fn describe<H>(
     error: &curl::Error,
-    easy: &Easy2<Collector>,
+    easy: &Easy2<H>,
     endpoint: &Endpoint,
     budget: Option<Duration>,
 ) -> String {

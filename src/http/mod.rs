@@ -8,6 +8,7 @@
 
 mod error;
 mod pool;
+pub mod tunnel;
 
 use std::time::Duration;
 
@@ -87,27 +88,14 @@ fn configure(
     request: &Request<'_>,
 ) -> Result<(), curl::Error> {
     easy.get_mut().body.clear();
-    easy.url(endpoint.as_str())?;
-    easy.useragent(concat!("luanet/", env!("CARGO_PKG_VERSION")))?;
-    restrict_protocols(easy, endpoint.scheme())?;
+    configure_transport(easy, endpoint, request.timeout)?;
     easy.follow_location(true)?;
     easy.max_redirections(MAX_REDIRECTS)?;
     easy.http_version(HttpVersion::V2TLS)?;
     // "" asks for every encoding this libcurl decodes.
     easy.accept_encoding("")?;
-    let trust = tls::trust_store();
-    if let Some(file) = &trust.ca_file {
-        easy.cainfo(file)?;
-    }
-    if let Some(dir) = &trust.ca_dir {
-        easy.capath(dir)?;
-    }
-    easy.connect_timeout(DEFAULT_CONNECT_TIMEOUT)?;
     easy.low_speed_limit(1)?;
     easy.low_speed_time(DEFAULT_IDLE_TIMEOUT)?;
-    if let Some(budget) = request.timeout {
-        easy.timeout(budget)?;
-    }
     if let Some((content_type, body)) = request.post {
         let mut headers = curl::easy::List::new();
         let mut line = b"Content-Type: ".to_vec();
@@ -122,8 +110,33 @@ fn configure(
     Ok(())
 }
 
+/// What every connection libcurl opens for us shares: URL, user agent,
+/// allowed protocols, trust store, connect timeout and the caller's budget.
+/// `endpoint` is an http(s) URL.
+fn configure_transport<H>(
+    easy: &mut Easy2<H>,
+    endpoint: &Endpoint,
+    budget: Option<Duration>,
+) -> Result<(), curl::Error> {
+    easy.url(endpoint.as_str())?;
+    easy.useragent(concat!("luanet/", env!("CARGO_PKG_VERSION")))?;
+    restrict_protocols(easy, endpoint.scheme())?;
+    let trust = tls::trust_store();
+    if let Some(file) = &trust.ca_file {
+        easy.cainfo(file)?;
+    }
+    if let Some(dir) = &trust.ca_dir {
+        easy.capath(dir)?;
+    }
+    easy.connect_timeout(DEFAULT_CONNECT_TIMEOUT)?;
+    if let Some(budget) = budget {
+        easy.timeout(budget)?;
+    }
+    Ok(())
+}
+
 /// http may redirect to https, https only to https.
-fn restrict_protocols(easy: &mut Easy2<Collector>, scheme: &str) -> Result<(), curl::Error> {
+fn restrict_protocols<H>(easy: &mut Easy2<H>, scheme: &str) -> Result<(), curl::Error> {
     const CURLOPT_PROTOCOLS_STR: curl_sys::CURLoption = curl_sys::CURLOPTTYPE_OBJECTPOINT + 318;
     const CURLOPT_REDIR_PROTOCOLS_STR: curl_sys::CURLoption =
         curl_sys::CURLOPTTYPE_OBJECTPOINT + 319;

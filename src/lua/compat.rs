@@ -31,3 +31,45 @@ pub(crate) unsafe fn type_name(L: *mut lua_State, idx: c_int) -> String {
     // SAFETY: lua_typename returns a static NUL-terminated string.
     unsafe { CStr::from_ptr(lua_typename(L, lua_type(L, idx))) }.to_string_lossy().into_owned()
 }
+
+/// The bytes of the string (or number, converted in place) at `idx`,
+/// borrowed from Lua.
+///
+/// # Safety
+/// `L` is a valid state and the value at `idx` is a string or a number; the
+/// slice must not be used after the value leaves the stack.
+pub(crate) unsafe fn to_bytes<'a>(L: *mut lua_State, idx: c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    let ptr = unsafe { lua_tolstring(L, idx, &mut len) };
+    // SAFETY: Lua keeps the string alive while it is on the stack.
+    unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }
+}
+
+/// Whether the value at `idx` is a full userdata with the metatable
+/// registered under `name`.
+///
+/// # Safety
+/// `L` is a valid state with room for two more slots.
+pub(crate) unsafe fn has_metatable(L: *mut lua_State, idx: c_int, name: &CStr) -> bool {
+    unsafe {
+        if lua_type(L, idx) != LUA_TUSERDATA || lua_getmetatable(L, idx) == 0 {
+            return false;
+        }
+        luaL_getmetatable(L, name.as_ptr());
+        let same = lua_rawequal(L, -1, -2) != 0;
+        lua_pop(L, 2);
+        same
+    }
+}
+
+/// The value at `idx` as text for a message, as `tostring` shows it; the
+/// text is pushed on the stack.
+///
+/// # Safety
+/// `L` is a valid state with room for one more slot.
+pub(crate) unsafe fn to_display<'a>(L: *mut lua_State, idx: c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    let ptr = unsafe { luaL_tolstring(L, idx, &mut len) };
+    // SAFETY: the pushed string stays on the stack for the call.
+    unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }
+}

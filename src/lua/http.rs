@@ -3,7 +3,7 @@
 
 use std::ffi::c_int;
 
-use super::args::{check_bytes, check_str, opt_timeout};
+use super::args::{check_bytes, check_str, opt_timeout, Callee};
 use super::boundary::lua_function;
 use super::compat::*;
 use crate::http::{self, Request};
@@ -18,7 +18,7 @@ lua_function!(
 );
 
 unsafe fn get(L: *mut lua_State) -> Result<c_int, String> {
-    const NAME: &str = "net_http_get";
+    const NAME: &Callee = &Callee::function("net_http_get");
     let url = unsafe { check_str(L, 1, NAME) }?;
     let timeout = unsafe { opt_timeout(L, 2, NAME) }?;
     let outcome = http::perform(&Request { url, timeout, post: None });
@@ -26,7 +26,7 @@ unsafe fn get(L: *mut lua_State) -> Result<c_int, String> {
 }
 
 unsafe fn post(L: *mut lua_State) -> Result<c_int, String> {
-    const NAME: &str = "net_http_post";
+    const NAME: &Callee = &Callee::function("net_http_post");
     let url = unsafe { check_str(L, 1, NAME) }?;
     let content_type = unsafe { check_bytes(L, 2, NAME) }?;
     let body = unsafe { check_bytes(L, 3, NAME) }?;

@@ -9,6 +9,8 @@ pub(crate) mod args;
 pub(crate) mod boundary;
 pub(crate) mod compat;
 mod http;
+mod json;
+mod ws;
 
 use std::ffi::{c_int, CStr};
 
@@ -18,7 +20,15 @@ use compat::*;
 const FUNCTIONS: &[(&CStr, Option<&CStr>, lua_CFunction)] = &[
     (c"http_get", Some(c"net_http_get"), http::http_get),
     (c"http_post", Some(c"net_http_post"), http::http_post),
+    (c"ws_connect", Some(c"ws_connect"), ws::ws_connect),
+    (c"json_encode", None, json::json_encode),
+    (c"json_decode", None, json::json_decode),
 ];
+
+/// Globals set to the module's JSON functions only when the host has not
+/// defined its own: a host's encoder always wins.
+const JSON_GLOBALS: &[(&CStr, &CStr)] =
+    &[(c"json_encode", c"json_encode"), (c"json_decode", c"json_decode")];
 
 /// Entry point for `require "net"` and for hosts that call it directly.
 /// Returns the module table and installs the contract's globals.
@@ -46,6 +56,39 @@ unsafe fn open_module(L: *mut lua_State) -> Result<c_int, String> {
         }
         push_bytes(L, crate::VERSION.as_bytes());
         lua_setfield(L, -2, c"version".as_ptr());
+        json::push_null(L);
+        lua_setfield(L, -2, c"null".as_ptr());
+        for (global, field) in JSON_GLOBALS {
+            let defined = lua_getglobal(L, global.as_ptr()) != LUA_TNIL;
+            lua_pop(L, 1);
+            if !defined {
+                lua_getfield(L, -1, field.as_ptr());
+                lua_setglobal(L, global.as_ptr());
+            }
+        }
+        register_ws_metatable(L);
     }
     Ok(1)
+}
+
+/// Creates the `net_ws` metatable once per state (a second `luaopen_net`
+/// reuses it): `__index` holds the methods.
+unsafe fn register_ws_metatable(L: *mut lua_State) {
+    unsafe {
+        if luaL_newmetatable(L, ws::METATABLE.as_ptr()) != 0 {
+            for (name, function) in ws::METAMETHODS {
+                lua_pushcclosure(L, *function, 0);
+                lua_setfield(L, -2, name.as_ptr());
+            }
+            lua_createtable(L, 0, ws::METHODS.len() as c_int);
+            for (name, function) in ws::METHODS {
+                lua_pushcclosure(L, *function, 0);
+                lua_setfield(L, -2, name.as_ptr());
+            }
+            lua_setfield(L, -2, c"__index".as_ptr());
+            push_bytes(L, ws::METATABLE.to_bytes());
+            lua_setfield(L, -2, c"__name".as_ptr());
+        }
+        lua_pop(L, 1);
+    }
 }

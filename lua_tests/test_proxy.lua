@@ -1,0 +1,276 @@
+-- Proxy tests for luanet: the standard environment variables (http_proxy,
+-- https_proxy, no_proxy), which libcurl reads itself on every request, are
+-- honoured through a real proxy (the test peer's tinyproxy, LUANET_PROXY).
+--
+-- Run inside the local test peer:
+--
+--   python testpeer/serve.py -- env LUA_CPATH="/dir/with/?.so;;" \
+--       lua5.4 lua_tests/runner.lua lua_tests/test_proxy.lua
+--
+-- Code for Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT alike.
+--
+-- A Lua process cannot change its own environment, so every case runs a
+-- child interpreter (the one running these tests) under `env`, with the
+-- proxy variables set as the case needs and all others removed. The child
+-- makes its requests and prints their results as a Lua chunk between two
+-- marker lines; the shell then prints the child's exit status. The whole
+-- output is checked, so a crash or a stray message in the child fails.
+
+local T = ...
+local eq, truthy, matches = T.eq, T.truthy, T.matches
+local starts, show = T.starts, T.show
+local test = T.test
+
+local function env(name)
+  local v = os.getenv(name)
+  if v == nil or v == "" then
+    error(name .. " is not set: run the tests under testpeer/serve.py", 0)
+  end
+  return v
+end
+
+local HTTP = env("LUANET_HTTP")
+local HTTPS = env("LUANET_HTTPS")
+local HTTPS_WRONG_CA = env("LUANET_HTTPS_WRONG_CA")
+local PROXY = env("LUANET_PROXY")
+local CLOSED_PORT = env("LUANET_CLOSED_PORT")
+env("SSL_CERT_FILE") -- the children inherit it: TLS through the tunnel is verified
+local HTTP_AUTHORITY = assert(HTTP:match("^http://(.*)$"), "no authority in LUANET_HTTP")
+local HTTPS_AUTHORITY = assert(HTTPS:match("^https://(.*)$"), "no authority in LUANET_HTTPS")
+local DEAD_PROXY = "http://127.0.0.1:" .. CLOSED_PORT
+
+local net = require("net")
+local USER_AGENT = "luanet/" .. net.version
+local VIA = "^1%.1 luanet%-test%-proxy %(tinyproxy/[%d.]+%)$"
+local TIMEOUT = 10000 -- ms, for every request of a child: nothing hangs the suite
+
+-- Every variable libcurl may take a proxy from; removed from each child's
+-- environment, then the case sets its own.
+local PROXY_VARIABLES = {
+  "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+  "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY",
+}
+
+-- The interpreter running us: the lowest negative index of arg.
+local LUA
+do
+  truthy(type(arg) == "table" and arg[-1] ~= nil, "arg[-1] (the interpreter)")
+  local i = -1
+  while arg[i - 1] ~= nil do i = i - 1 end
+  LUA = arg[i]
+end
+
+local function shquote(s)
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
+local loadstr = loadstring or load
+
+-- The child's code: makes the requests and prints each one's results as
+-- {n = count, v1, v2, ...}, strings with %q (read back by the same Lua).
+local CHILD = [==[
+local requests = ...
+local function q(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  return tostring(v)
+end
+local function record(...)
+  local parts = {}
+  for i = 1, select("#", ...) do parts[i] = q((select(i, ...))) end
+  return "{n = " .. select("#", ...) .. ", " .. table.concat(parts, ", ") .. "},\n"
+end
+require("net")
+local out = { "return {\n" }
+for _, r in ipairs(requests) do
+  if r[1] == "get" then
+    out[#out + 1] = record(net_http_get(r[2], r[3]))
+  else
+    out[#out + 1] = record(net_http_post(r[2], r[3], r[4], r[5]))
+  end
+end
+out[#out + 1] = "}"
+io.write("LUANET-RESULT\n", table.concat(out), "\nLUANET-END\n")
+]==]
+
+local function literal(requests)
+  local items = {}
+  for _, r in ipairs(requests) do
+    local fields = {}
+    for i, v in ipairs(r) do
+      fields[i] = type(v) == "string" and string.format("%q", v) or tostring(v)
+    end
+    items[#items + 1] = "{" .. table.concat(fields, ", ") .. "}"
+  end
+  return "{" .. table.concat(items, ", ") .. "}"
+end
+
+-- Runs the requests in a child whose environment has exactly the proxy
+-- variables in vars (a list of {name, value}); returns one packed result
+-- (as T.pack) per request.
+local function child(vars, requests)
+  local words = { "env" }
+  for _, name in ipairs(PROXY_VARIABLES) do words[#words + 1] = "-u " .. name end
+  for _, kv in ipairs(vars) do words[#words + 1] = shquote(kv[1] .. "=" .. kv[2]) end
+  local cpath = os.getenv("LUA_CPATH")
+  if cpath then words[#words + 1] = shquote("LUA_CPATH=" .. cpath) end
+  words[#words + 1] = shquote(LUA)
+  words[#words + 1] = "-e"
+  words[#words + 1] = shquote("(function(...) " .. CHILD .. " end)(" .. literal(requests) .. ")")
+  local command = table.concat(words, " ") .. ' 2>&1; echo "LUANET-EXIT $?"'
+  local pipe = assert(io.popen(command, "r"))
+  local output = pipe:read("*a")
+  pipe:close()
+  local before, chunk, after = output:match("^(.-)LUANET%-RESULT\n(.*)\nLUANET%-END\n(.*)$")
+  if before ~= "" or after ~= "LUANET-EXIT 0\n" then
+    error("child: unexpected output (want only the results and exit status 0):\n" .. output, 2)
+  end
+  local fn, err = loadstr(chunk)
+  if not fn then error("child: unreadable results: " .. tostring(err) .. "\n" .. output, 2) end
+  local results = fn()
+  eq(#results, #requests, "number of results from the child")
+  return results
+end
+
+local function get(url) return { "get", url, TIMEOUT } end
+local function post(url, ctype, body) return { "post", url, ctype, body, TIMEOUT } end
+
+-- Parse the peer's /inspect body ("key=value\n" lines) into a table.
+local function inspect(body)
+  local t = {}
+  for k, v in tostring(body):gmatch("([^=\n]+)=([^\n]*)\n") do t[k] = v end
+  return t
+end
+
+local function check_ok(r, status, body, what)
+  what = what or "request"
+  eq(r.n, 4, what .. ": number of results")
+  if r[1] ~= true then
+    error(what .. ": expected ok == true, got " .. show(r[1]) .. " with error " .. show(r[4]), 2)
+  end
+  eq(r[4], nil, what .. ": 4th result (error) on success")
+  eq(r[2], status, what .. ": status")
+  if body ~= nil then eq(r[3], body, what .. ": body") end
+  eq(type(r[3]), "string", what .. ": type of body")
+end
+
+local function check_fail(r, message, what)
+  what = what or "request"
+  eq(r.n, 4, what .. ": number of results")
+  if r[1] ~= false then
+    error(what .. ": expected ok == false, got " .. show(r[1]) .. " (status " .. show(r[2]) .. ")", 2)
+  end
+  eq(r[2], 0, what .. ": status on failure")
+  eq(r[3], "", what .. ": body on failure")
+  eq(r[4], message, what .. ": error message")
+end
+
+-- An /inspect response: 200, GET or POST of /inspect from luanet; returns
+-- the Via header the server saw ("" when none).
+local function via_of(r, method, what)
+  check_ok(r, 200, nil, what)
+  local i = inspect(r[3])
+  eq(i["method"], method, what .. ": method")
+  eq(i["path"], "/inspect", what .. ": path")
+  eq(i["user-agent"], USER_AGENT, what .. ": user-agent")
+  truthy(i["via"] ~= nil, what .. ": a via line in /inspect")
+  return i["via"], i
+end
+
+-- tinyproxy's own count of the requests it handled (its statistics page,
+-- itself one request).
+local function proxy_requests()
+  local r = child({ { "http_proxy", PROXY } }, { get("http://tinyproxy.stats/") })[1]
+  check_ok(r, 200, nil, "tinyproxy statistics")
+  return tonumber(matches(r[3], "Number of requests: %d+", "statistics page")
+    :match("Number of requests: (%d+)"))
+end
+
+-- The harness itself ---------------------------------------------------------
+
+test("a child without proxy variables reaches the peer directly", function()
+  local r = child({}, { get(HTTP .. "/inspect") })
+  eq(via_of(r[1], "GET", "direct GET"), "", "via")
+end)
+
+-- http_proxy ---------------------------------------------------------------------
+
+test("http_proxy: http:// GET and POST go through the proxy (Via header)", function()
+  local r = child({ { "http_proxy", PROXY } }, {
+    get(HTTP .. "/inspect"),
+    post(HTTP .. "/inspect", "application/json", "[1,2,3]"),
+    post(HTTP .. "/echo", "application/octet-stream", "a\0b\r\nc"),
+    get(HTTP .. "/status/404"),
+  })
+  matches(via_of(r[1], "GET", "GET"), VIA, "via of GET")
+  local via, i = via_of(r[2], "POST", "POST")
+  matches(via, VIA, "via of POST")
+  eq(i["content-type"], "application/json", "POST: content-type")
+  eq(i["body-length"], "7", "POST: body-length")
+  check_ok(r[3], 200, "a\0b\r\nc", "POST /echo")
+  check_ok(r[4], 404, "status 404", "GET /status/404")
+end)
+
+test("http_proxy does not apply to https:// (direct)", function()
+  local r = child({ { "http_proxy", DEAD_PROXY } }, { get(HTTPS .. "/inspect") })
+  eq(via_of(r[1], "GET", "GET https"), "", "via")
+end)
+
+-- https_proxy --------------------------------------------------------------------
+
+test("https_proxy: https:// GET is tunnelled (CONNECT), TLS still verified", function()
+  local before = proxy_requests()
+  local r = child({ { "https_proxy", PROXY } }, { get(HTTPS .. "/inspect") })
+  local after = proxy_requests()
+  local via, i = via_of(r[1], "GET", "GET through the tunnel")
+  eq(via, "", "via (the proxy cannot see inside TLS)")
+  eq(i["http-version"], "2", "http-version (ALPN through the tunnel)")
+  -- One CONNECT, plus the second statistics request itself.
+  eq(after - before, 2, "requests the proxy handled")
+end)
+
+test("https_proxy: an untrusted certificate behind the tunnel still fails", function()
+  local r = child({ { "https_proxy", PROXY } }, { get(HTTPS_WRONG_CA .. "/") })
+  truthy(r[1][1] == false, "ok == false, got " .. show(r[1][1]))
+  starts(r[1][4], "TLS: certificate verify failed", "error message")
+end)
+
+test("https_proxy does not apply to http:// (direct)", function()
+  local r = child({ { "https_proxy", DEAD_PROXY } }, { get(HTTP .. "/inspect") })
+  eq(via_of(r[1], "GET", "GET http"), "", "via")
+end)
+
+-- no_proxy -----------------------------------------------------------------------
+
+test("no_proxy=127.0.0.1 bypasses http_proxy for that host", function()
+  local r = child({ { "http_proxy", PROXY }, { "no_proxy", "127.0.0.1" } },
+    { get(HTTP .. "/inspect") })
+  eq(via_of(r[1], "GET", "GET"), "", "via (direct)")
+end)
+
+test("no_proxy naming another host leaves the proxy in use", function()
+  local r = child({ { "http_proxy", PROXY }, { "no_proxy", "example.invalid,10.0.0.1" } },
+    { get(HTTP .. "/inspect") })
+  matches(via_of(r[1], "GET", "GET"), VIA, "via")
+end)
+
+-- A dead proxy -------------------------------------------------------------------
+--
+-- libcurl reports a refused connection to the proxy as CURLE_COULDNT_CONNECT
+-- with errno ECONNREFUSED, exactly as for the origin server, and the library
+-- then names the origin's host:port: the message below is what it produces
+-- today, although the origin was never contacted (127.0.0.1:CLOSED_PORT, the
+-- proxy, refused).
+
+test("dead http_proxy: false, 0, \"\", readable message", function()
+  local r = child({ { "http_proxy", DEAD_PROXY } }, {
+    get(HTTP .. "/inspect"),
+    post(HTTP .. "/echo", "text/plain", "x"),
+  })
+  check_fail(r[1], "connection refused (" .. HTTP_AUTHORITY .. ")", "GET")
+  check_fail(r[2], "connection refused (" .. HTTP_AUTHORITY .. ")", "POST")
+end)
+
+test("dead https_proxy: false, 0, \"\", readable message", function()
+  local r = child({ { "https_proxy", DEAD_PROXY } }, { get(HTTPS .. "/inspect") })
+  check_fail(r[1], "connection refused (" .. HTTPS_AUTHORITY .. ")", "GET")
+end)

@@ -1,0 +1,347 @@
+//! The I/O thread: one thread moves frames for every open socket, waiting
+//! on epoll (mio) for all of them at once.
+//!
+//! Lifetime rules:
+//! - The thread starts with the first socket and exits once no socket is
+//!   left, so an idle process has no luanet thread.
+//! - The thread only ever runs library code, which stays mapped for the
+//!   life of the process (see `crate::lifetime`), so a host may `lua_close`
+//!   and `dlclose` with sockets still closing.
+//! - Scripts talk to it through commands (send, close) and read what it
+//!   produced from each socket's [`Inbox`]; no Lua value ever gets here.
+
+use std::collections::{HashMap, HashSet};
+use std::io::ErrorKind;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Error, Message, WebSocket};
+
+use super::{error, Inbox, Outgoing, CLOSE_TIMEOUT, MAX_MESSAGE_SIZE};
+use crate::http::tunnel::Tunnel;
+
+/// Identifies a socket to the I/O thread (its mio token).
+pub(super) type SocketId = usize;
+
+const WAKE: Token = Token(0);
+/// Messages read from one socket before the others get a turn.
+const READ_BURST: usize = 256;
+
+enum Command {
+    Register(SocketId, Box<WebSocket<Tunnel>>, Arc<Inbox>),
+    Send(SocketId, Outgoing),
+    Close(SocketId, u16),
+}
+
+/// How scripts reach the running I/O thread.
+struct Handle {
+    commands: Sender<Command>,
+    waker: Arc<Waker>,
+    /// Set while a wake-up is pending, so a burst of sends costs one.
+    woken: Arc<AtomicBool>,
+}
+
+/// `None` while no I/O thread runs. The thread clears it, under this lock,
+/// when it decides to exit, so no command is ever sent to a thread that
+/// will not read it.
+static ENGINE: Mutex<Option<Handle>> = Mutex::new(None);
+static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+
+fn engine() -> MutexGuard<'static, Option<Handle>> {
+    ENGINE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Hands a connected socket to the I/O thread, starting it if needed.
+pub(super) fn register(
+    websocket: WebSocket<Tunnel>,
+    inbox: Arc<Inbox>,
+) -> Result<SocketId, String> {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let mut engine = engine();
+    if engine.is_none() {
+        *engine = Some(start().map_err(|e| format!("could not start the I/O thread: {e}"))?);
+    }
+    let handle = engine.as_ref().expect("started above");
+    submit(handle, Command::Register(id, Box::new(websocket), inbox));
+    Ok(id)
+}
+
+/// Queues a message; false when the socket's thread is gone.
+pub(super) fn send(id: SocketId, message: Outgoing) -> bool {
+    engine().as_ref().is_some_and(|handle| submit(handle, Command::Send(id, message)))
+}
+
+/// Starts the closing handshake of a socket.
+pub(super) fn close(id: SocketId, code: u16) {
+    if let Some(handle) = engine().as_ref() {
+        submit(handle, Command::Close(id, code));
+    }
+}
+
+fn submit(handle: &Handle, command: Command) -> bool {
+    if handle.commands.send(command).is_err() {
+        return false;
+    }
+    if !handle.woken.swap(true, Ordering::AcqRel) {
+        let _ = handle.waker.wake();
+    }
+    true
+}
+
+fn start() -> std::io::Result<Handle> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    let woken = Arc::new(AtomicBool::new(false));
+    let (commands, inbound) = mpsc::channel();
+    let thread_woken = Arc::clone(&woken);
+    std::thread::Builder::new()
+        .name("luanet-io".to_owned())
+        .spawn(move || IoThread::new(poll, inbound, thread_woken).run())?;
+    Ok(Handle { commands, waker, woken })
+}
+
+struct IoThread {
+    poll: Poll,
+    commands: Receiver<Command>,
+    woken: Arc<AtomicBool>,
+    connections: HashMap<SocketId, Connection>,
+    /// Sockets whose last turn ended before their input was drained.
+    unfinished: HashSet<SocketId>,
+}
+
+impl IoThread {
+    fn new(poll: Poll, commands: Receiver<Command>, woken: Arc<AtomicBool>) -> IoThread {
+        IoThread { poll, commands, woken, connections: HashMap::new(), unfinished: HashSet::new() }
+    }
+
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = if self.unfinished.is_empty() {
+                self.connections
+                    .values()
+                    .filter_map(|c| c.closing_deadline)
+                    .min()
+                    .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+            } else {
+                Some(std::time::Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != ErrorKind::Interrupted {
+                    self.fail_all(&format!("I/O thread failed: {e}"));
+                }
+            }
+            let mut ready: Vec<SocketId> = self.unfinished.drain().collect();
+            let mut commands = false;
+            for event in events.iter() {
+                match event.token() {
+                    WAKE => commands = true,
+                    Token(id) => ready.push(id),
+                }
+            }
+            if commands {
+                self.woken.store(false, Ordering::Release);
+                while let Ok(command) = self.commands.try_recv() {
+                    self.apply(command);
+                }
+            }
+            for id in ready {
+                self.pump(id);
+            }
+            self.release_finished();
+            if self.connections.is_empty() && self.try_exit() {
+                return;
+            }
+        }
+    }
+
+    fn apply(&mut self, command: Command) {
+        match command {
+            Command::Register(id, websocket, inbox) => {
+                let fd = websocket.get_ref().fd();
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                if let Err(e) =
+                    self.poll.registry().register(&mut SourceFd(&fd), Token(id), interest)
+                {
+                    inbox.release(Some(format!("could not watch the socket: {e}")));
+                    return;
+                }
+                let connection =
+                    Connection { websocket, inbox, closing_deadline: None, ended: None };
+                self.connections.insert(id, connection);
+                // Frames may have arrived with the upgrade answer, already
+                // buffered where epoll cannot see them.
+                self.pump(id);
+            }
+            Command::Send(id, message) => {
+                if let Some(connection) = self.connections.get_mut(&id) {
+                    connection.send(message);
+                }
+            }
+            Command::Close(id, code) => {
+                if let Some(connection) = self.connections.get_mut(&id) {
+                    connection.start_close(code);
+                }
+            }
+        }
+    }
+
+    fn pump(&mut self, id: SocketId) {
+        if let Some(connection) = self.connections.get_mut(&id) {
+            if !connection.pump() {
+                self.unfinished.insert(id);
+            }
+        }
+    }
+
+    /// Drops connections that ended or whose peer never answered a close.
+    fn release_finished(&mut self) {
+        let now = Instant::now();
+        let finished: Vec<SocketId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.ended.is_some() || c.closing_deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in finished {
+            if let Some(connection) = self.connections.remove(&id) {
+                self.unfinished.remove(&id);
+                let fd = connection.websocket.get_ref().fd();
+                let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+                let error = connection.ended.flatten();
+                // Closes the socket (libcurl handle) before telling the script.
+                drop(connection.websocket);
+                connection.inbox.release(error);
+            }
+        }
+    }
+
+    fn fail_all(&mut self, message: &str) {
+        for connection in self.connections.values_mut() {
+            connection.ended.get_or_insert(Some(message.to_owned()));
+        }
+    }
+
+    /// Exits when no socket is left and no command is waiting.
+    fn try_exit(&mut self) -> bool {
+        let mut engine = engine();
+        let mut applied = false;
+        while let Ok(command) = self.commands.try_recv() {
+            self.apply(command);
+            applied = true;
+        }
+        if applied || !self.connections.is_empty() {
+            return false;
+        }
+        *engine = None;
+        true
+    }
+}
+
+struct Connection {
+    websocket: Box<WebSocket<Tunnel>>,
+    inbox: Arc<Inbox>,
+    /// Set once a close frame was sent or received: past it, the connection
+    /// is released whether or not the peer finished the handshake.
+    closing_deadline: Option<Instant>,
+    /// `Some(error)` once the connection is over (`Some(None)`: cleanly).
+    ended: Option<Option<String>>,
+}
+
+impl Connection {
+    /// Reads what arrived and writes what is pending. Returns false when it
+    /// stopped before draining the input (another turn is due).
+    fn pump(&mut self) -> bool {
+        if self.ended.is_some() {
+            return true;
+        }
+        let mut batch = Vec::new();
+        let mut drained = false;
+        while batch.len() < READ_BURST {
+            match self.websocket.read() {
+                Ok(Message::Text(text)) => batch.push((text.into(), true)),
+                Ok(Message::Binary(data)) => batch.push((data, false)),
+                Ok(Message::Close(_)) => {
+                    // tungstenite queued the answer; wait for the peer to hang up.
+                    self.closing_deadline.get_or_insert_with(|| Instant::now() + CLOSE_TIMEOUT);
+                }
+                Ok(_) => {} // ping (answered by tungstenite), pong, raw frame
+                Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
+                Err(e) => {
+                    self.end(e);
+                    drained = true;
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.inbox.deliver(batch);
+        }
+        self.flush();
+        drained
+    }
+
+    fn send(&mut self, message: Outgoing) {
+        let message = match message {
+            Outgoing::Text(text) => Message::text(text),
+            Outgoing::Binary(data) => Message::binary(data),
+        };
+        match self.websocket.write(message) {
+            Ok(()) => self.flush(),
+            Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => self.end(e),
+        }
+    }
+
+    fn start_close(&mut self, code: u16) {
+        if self.closing_deadline.is_some() || self.ended.is_some() {
+            return;
+        }
+        self.closing_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+        let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
+        match self.websocket.close(Some(frame)) {
+            Ok(()) => self.flush(),
+            Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => self.end(e),
+        }
+    }
+
+    fn flush(&mut self) {
+        match self.websocket.flush() {
+            Ok(()) => {}
+            Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => self.end(e),
+        }
+    }
+
+    fn end(&mut self, e: Error) {
+        if self.ended.is_some() {
+            return;
+        }
+        self.ended = Some(match e {
+            Error::ConnectionClosed | Error::AlreadyClosed => None,
+            Error::Capacity(_) => {
+                // Tell the peer why before hanging up (RFC 6455: 1009).
+                let frame = CloseFrame { code: CloseCode::Size, reason: "message too big".into() };
+                let _ = self.websocket.close(Some(frame));
+                let _ = self.websocket.flush();
+                Some(format!(
+                    "an incoming message exceeded the {} MiB limit: connection closed (1009)",
+                    MAX_MESSAGE_SIZE >> 20
+                ))
+            }
+            // A peer that sends its close and hangs up before reading ours.
+            Error::Protocol(_) if self.closing_deadline.is_some() => None,
+            other => Some(error::describe(&other)),
+        });
+    }
+}
