@@ -35,8 +35,6 @@ local HTTPS_WRONG_CA = env("LUANET_HTTPS_WRONG_CA")
 local PROXY = env("LUANET_PROXY")
 local CLOSED_PORT = env("LUANET_CLOSED_PORT")
 env("SSL_CERT_FILE") -- the children inherit it: TLS through the tunnel is verified
-local HTTP_AUTHORITY = assert(HTTP:match("^http://(.*)$"), "no authority in LUANET_HTTP")
-local HTTPS_AUTHORITY = assert(HTTPS:match("^https://(.*)$"), "no authority in LUANET_HTTPS")
 local DEAD_PROXY = "http://127.0.0.1:" .. CLOSED_PORT
 
 local net = require("net")
@@ -255,22 +253,23 @@ end)
 
 -- A dead proxy -------------------------------------------------------------------
 --
--- libcurl reports a refused connection to the proxy as CURLE_COULDNT_CONNECT
--- with errno ECONNREFUSED, exactly as for the origin server, and the library
--- then names the origin's host:port: the message below is what it produces
--- today, although the origin was never contacted (127.0.0.1:CLOSED_PORT, the
--- proxy, refused).
+-- The message says the proxy refused, not the origin (never contacted).
 
 test("dead http_proxy: false, 0, \"\", readable message", function()
   local r = child({ { "http_proxy", DEAD_PROXY } }, {
     get(HTTP .. "/inspect"),
     post(HTTP .. "/echo", "text/plain", "x"),
   })
-  check_fail(r[1], "connection refused (" .. HTTP_AUTHORITY .. ")", "GET")
-  check_fail(r[2], "connection refused (" .. HTTP_AUTHORITY .. ")", "POST")
+  check_fail(r[1], "connection refused by the proxy", "GET")
+  check_fail(r[2], "connection refused by the proxy", "POST")
 end)
 
 test("dead https_proxy: false, 0, \"\", readable message", function()
   local r = child({ { "https_proxy", DEAD_PROXY } }, { get(HTTPS .. "/inspect") })
-  check_fail(r[1], "connection refused (" .. HTTPS_AUTHORITY .. ")", "GET")
+  check_fail(r[1], "connection refused by the proxy", "GET")
+end)
+
+test("unresolvable proxy host: a readable message", function()
+  local r = child({ { "http_proxy", "http://proxy.invalid:3128" } }, { get(HTTP .. "/inspect") })
+  check_fail(r[1], "could not resolve proxy host 'proxy.invalid'", "GET")
 end)

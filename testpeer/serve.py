@@ -15,6 +15,14 @@ Starts, on loopback and on free ports chosen by the kernel, one ASGI app
     LUANET_HTTPS_WRONG_HOST  https://localhost:PORT  cert from CA #1 for
                              other.example only (host name mismatch)
 
+WebSocket servers (websockets, asyncio; no compression, no keepalive pings,
+no message size limit: the client enforces its own):
+
+    LUANET_WS                ws://127.0.0.1:PORT
+    LUANET_WS6               ws://[::1]:PORT
+    LUANET_WSS               wss://localhost:PORT    cert from CA #1 (as LUANET_HTTPS)
+    LUANET_WSS_WRONG_CA      wss://localhost:PORT    cert from CA #2 (untrusted)
+
 and a forward proxy, a private tinyproxy (`tinyproxy -d`, config generated in
 the temporary directory; the `tinyproxy` package must be installed):
 
@@ -55,6 +63,42 @@ Endpoints (any method, unknown paths -> 404 "not found"):
     /redirect/<n>           302 to /redirect/<n-1>; /redirect/0 is 200 "redirected"
     /redirect-to?url=<u>    302 to u
     /gzip                   gzip-encoded text if Accept-Encoding has gzip
+
+WebSocket paths (query strings parsed with urllib; unknown paths refuse the
+upgrade with 404 "not found"). "Then echoes" means: every message received
+is sent back with its type (text stays text, binary stays binary).
+    /echo                   echoes
+    /send?count=N&size=S&type=text|binary&close=CODE
+                            sends N messages (default 1, type text); message i
+                            (from 1) is, for text, "msg <i>" padded with "x"
+                            to S characters when S is given; for binary, S
+                            bytes (default 0), byte k (from 0) = (i + k) % 256.
+                            Then closes with CODE and reason "bye" if close is
+                            given, else echoes.
+    /fragmented?parts=P&size=S
+                            sends the text message "a" * S in P fragments,
+                            then the binary message b"\x01" * S in P
+                            fragments (defaults: P 4, S 1000), then echoes
+    /ping                   sends a ping (payload b"luanet"), waits up to 5 s
+                            for the pong, sends the text "pong received" (or
+                            "no pong"), then echoes
+    /big?size=S             sends one binary message of S bytes, byte k =
+                            k % 251, then echoes
+    /silent                 never sends; reads and discards until closed
+    /reject                 refuses the upgrade: HTTP 403, body "forbidden\n"
+    /request                sends the text "path=<path?query>\nuser-agent=<UA>"
+                            then echoes
+    /closeinfo              echoes (the close code and reason the client sends
+                            are recorded, as on every path)
+    /stats                  sends the text "open=<N> last_close=<C>" then
+                            closes normally (1000). N: WebSocket connections
+                            open now on all the WebSocket servers, this one
+                            excluded; C: the close code of the latest
+                            client-initiated close on any path (recorded when
+                            the client's close frame arrives), or "none".
+
+The soft limit on open files (RLIMIT_NOFILE) is raised to min(hard, 65536)
+at start; CMD inherits it.
 """
 
 from __future__ import annotations
@@ -63,17 +107,23 @@ import asyncio
 import gzip
 import os
 import re
+import resource
 import signal
 import socket
+import ssl
 import pwd
 import shutil
 import sys
 import tempfile
-from urllib.parse import parse_qs
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
 
 import trustme
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.exceptions import ConnectionClosed
 
 # ---------------------------------------------------------------------------
 # The ASGI app
@@ -275,6 +325,209 @@ async def app(scope, receive, send) -> None:
         # Not served (yet): refuse the handshake (Hypercorn answers 403).
         await receive()
         await send({"type": "websocket.close", "code": 1008})
+
+
+# ---------------------------------------------------------------------------
+# The WebSocket servers
+# ---------------------------------------------------------------------------
+
+# Connections that completed the opening handshake and are not closed yet,
+# on all the WebSocket servers.
+WS_OPEN: set = set()
+# (code, reason) of every client-initiated close, oldest first.
+WS_CLOSES: list = []
+
+
+class PeerConnection(ServerConnection):
+    """Records the client's close frame as soon as it arrives (before the
+    server answers it, so a client that saw the answer and then asks /stats
+    always finds it) and forgets the connection when the TCP connection ends."""
+
+    close_recorded = False
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.record_close()
+
+    def record_close(self) -> None:
+        protocol = self.protocol
+        if (
+            not self.close_recorded
+            and protocol.close_rcvd is not None
+            and protocol.close_rcvd_then_sent
+        ):
+            self.close_recorded = True
+            WS_CLOSES.append((protocol.close_rcvd.code, protocol.close_rcvd.reason))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        WS_OPEN.discard(self)
+        super().connection_lost(exc)
+
+
+def ws_query(ws) -> tuple[str, dict]:
+    parts = urlsplit(ws.request.path)
+    return parts.path, parse_qs(parts.query)
+
+
+def qint(query: dict, name: str, default: int | None) -> int | None:
+    values = query.get(name)
+    if not values:
+        return default
+    n = int(values[0])
+    if not 0 <= n <= MAX_N:
+        raise ValueError(f"{name} out of range")
+    return n
+
+
+def split_parts(size: int, parts: int) -> list[int]:
+    """Sizes of `parts` pieces (at least 1) adding up to `size`."""
+    parts = max(parts, 1)
+    base, extra = divmod(size, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def binary_numbered(i: int, size: int) -> bytes:
+    return pattern(i, size)  # byte k = (i + k) % 256
+
+
+def big_pattern(size: int) -> bytes:
+    block = bytes(range(251))
+    return (block * (size // 251 + 1))[:size]
+
+
+async def ws_echo(ws) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+async def ws_route(ws) -> None:
+    path, query = ws_query(ws)
+    if path == "/echo" or path == "/closeinfo":
+        await ws_echo(ws)
+    elif path == "/send":
+        count = qint(query, "count", 1)
+        size = qint(query, "size", None)
+        close = qint(query, "close", None)
+        kind = (query.get("type") or ["text"])[0]
+        for i in range(1, count + 1):
+            if kind == "binary":
+                await ws.send(binary_numbered(i, size or 0))
+            else:
+                text = f"msg {i}"
+                if size is not None:
+                    text = text.ljust(size, "x")
+                await ws.send(text)
+        if close is not None:
+            await ws.close(close, "bye")
+        else:
+            await ws_echo(ws)
+    elif path == "/fragmented":
+        parts = qint(query, "parts", 4)
+        size = qint(query, "size", 1000)
+        sizes = split_parts(size, parts)
+        await ws.send(["a" * n for n in sizes])
+        await ws.send([b"\x01" * n for n in sizes])
+        await ws_echo(ws)
+    elif path == "/ping":
+        pong = await ws.ping(b"luanet")
+        try:
+            await asyncio.wait_for(pong, 5)
+            answer = "pong received"
+        except asyncio.TimeoutError:
+            answer = "no pong"
+        await ws.send(answer)
+        await ws_echo(ws)
+    elif path == "/big":
+        await ws.send(big_pattern(qint(query, "size", 0)))
+        await ws_echo(ws)
+    elif path == "/silent":
+        async for _ in ws:
+            pass
+    elif path == "/request":
+        user_agent = ws.request.headers.get("User-Agent", "")
+        await ws.send(f"path={ws.request.path}\nuser-agent={user_agent}")
+        await ws_echo(ws)
+    elif path == "/stats":
+        others = len(WS_OPEN - {ws})
+        last = str(WS_CLOSES[-1][0]) if WS_CLOSES else "none"
+        await ws.send(f"open={others} last_close={last}")
+        await ws.close()
+
+
+async def ws_handler(ws) -> None:
+    WS_OPEN.add(ws)
+    try:
+        await ws_route(ws)
+    except ConnectionClosed:
+        pass
+    finally:
+        if ws.protocol.state.name == "CLOSED":
+            WS_OPEN.discard(ws)
+
+
+WS_PATHS = {
+    "/echo", "/send", "/fragmented", "/ping", "/big", "/silent",
+    "/request", "/closeinfo", "/stats",
+}
+
+
+def ws_process_request(connection, request):
+    path = urlsplit(request.path).path
+    if path == "/reject":
+        return connection.respond(HTTPStatus.FORBIDDEN, "forbidden\n")
+    if path not in WS_PATHS:
+        return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+    try:
+        query = parse_qs(urlsplit(request.path).query)
+        for name in ("count", "size", "close", "parts"):
+            qint(query, name, None)
+    except ValueError:
+        return connection.respond(HTTPStatus.BAD_REQUEST, "bad query\n")
+    return None
+
+
+async def ws_start(sock: socket.socket, ssl_context: ssl.SSLContext | None = None):
+    return await ws_serve(
+        ws_handler,
+        sock=sock,
+        ssl=ssl_context,
+        backlog=1024,
+        process_request=ws_process_request,
+        create_connection=PeerConnection,
+        compression=None,
+        max_size=None,
+        ping_interval=None,
+        close_timeout=5,
+        server_header=None,
+    )
+
+
+async def ws_stop(servers) -> None:
+    for server in servers:
+        server.close()
+    waits = [asyncio.create_task(server.wait_closed()) for server in servers]
+    if waits:
+        _, pending = await asyncio.wait(waits, timeout=3)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+
+
+def tls_server_context(cert_path: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path)
+    return context
+
+
+def raise_nofile_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ValueError, OSError) as error:
+        log(f"cannot raise the open files limit to {want}: {error}")
 
 
 # ---------------------------------------------------------------------------

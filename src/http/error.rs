@@ -17,6 +17,12 @@ pub(super) fn describe<H>(
     let detail = error.extra_description().unwrap_or_else(|| error.description());
     let errno = easy.os_errno().unwrap_or(0);
     if error.is_couldnt_connect() {
+        if let Some(proxy) = proxy_address(easy) {
+            return match errno {
+                libc::ECONNREFUSED => format!("connection refused by the proxy{proxy}"),
+                _ => format!("could not connect to the proxy{proxy}: {detail}"),
+            };
+        }
         return match errno {
             libc::ECONNREFUSED => format!("connection refused ({})", endpoint.authority()),
             0 => format!("could not connect to {}: {detail}", endpoint.authority()),
@@ -37,6 +43,10 @@ pub(super) fn describe<H>(
             ),
             None => format!("timed out: nothing received for {} s", DEFAULT_IDLE_TIMEOUT.as_secs()),
         };
+    }
+    if error.is_couldnt_resolve_proxy() {
+        let name = detail.rsplit(": ").next().unwrap_or(detail);
+        return format!("could not resolve proxy host '{name}'");
     }
     if error.is_couldnt_resolve_host() {
         return format!("could not resolve host '{}'", endpoint.host());
@@ -73,4 +83,23 @@ pub(super) fn describe<H>(
         );
     }
     format!("{}: {detail}", error.description())
+}
+
+/// `Some(" (ip:port)")` when the failed connection went to a proxy (just
+/// `Some("")` when libcurl did not record its address).
+fn proxy_address<H>(easy: &Easy2<H>) -> Option<String> {
+    const CURLINFO_USED_PROXY: curl_sys::CURLINFO = curl_sys::CURLINFO_LONG + 66;
+    let mut used: libc::c_long = 0;
+    // SAFETY: a valid handle and an out-pointer of the documented type.
+    let code = unsafe { curl_sys::curl_easy_getinfo(easy.raw(), CURLINFO_USED_PROXY, &mut used) };
+    if code != curl_sys::CURLE_OK || used == 0 {
+        return None;
+    }
+    let ip = easy.primary_ip().ok().flatten().unwrap_or_default();
+    let port = easy.primary_port().unwrap_or(0);
+    Some(match (ip.is_empty(), ip.contains(':')) {
+        (true, _) => String::new(),
+        (false, true) => format!(" ([{ip}]:{port})"),
+        (false, false) => format!(" ({ip}:{port})"),
+    })
 }
