@@ -448,3 +448,15 @@ test("NaN timeout and a numeric-string url are handled like lauxlib does", funct
   check_fail(get(12345), "invalid URL '12345': relative URL without a base", "exact", "number url")
   check_ok(get(HTTP .. "/slow/50", "5000"), 200, "slow", "numeric-string timeout")
 end)
+
+test("requests work when the process has file descriptors above 1024", function()
+  -- libcurl must poll(), not select(), which cannot watch descriptors >= 1024.
+  local files = {}
+  for i = 1, 1100 do files[i] = assert(io.open("/dev/null")) end
+  local ok, err = pcall(function()
+    check_ok(get(HTTP .. "/bytes/256"), 200, ALL_BYTES, "GET over fd 1024")
+    check_ok(post(HTTPS .. "/echo", "text/plain", "high fd"), 200, "high fd", "HTTPS POST over fd 1024")
+  end)
+  for i = 1, #files do files[i]:close() end
+  if not ok then error(err, 0) end
+end)

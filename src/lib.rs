@@ -39,3 +39,6 @@ pub mod ws;
 
 /// The library version, as in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The `User-Agent` of every HTTP request and WebSocket handshake.
+pub const USER_AGENT: &str = concat!("luanet/", env!("CARGO_PKG_VERSION"));

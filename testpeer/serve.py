@@ -85,6 +85,7 @@ is sent back with its type (text stays text, binary stays binary).
     /big?size=S             sends one binary message of S bytes, byte k =
                             k % 251, then echoes
     /silent                 never sends; reads and discards until closed
+    /slow?ms=N              answers the upgrade request after N ms, then echoes
     /reject                 refuses the upgrade: HTTP 403, body "forbidden\n"
     /request                sends the text "path=<path?query>\nuser-agent=<UA>"
                             then echoes
@@ -124,6 +125,9 @@ from hypercorn.config import Config
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
+
+# Environment variables through which libcurl picks a proxy (any case).
+PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
 # ---------------------------------------------------------------------------
 # The ASGI app
@@ -364,8 +368,9 @@ class PeerConnection(ServerConnection):
         super().connection_lost(exc)
 
 
-def ws_query(ws) -> tuple[str, dict]:
-    parts = urlsplit(ws.request.path)
+def ws_query(request) -> tuple[str, dict]:
+    """Path and parsed query string of a WebSocket upgrade request."""
+    parts = urlsplit(request.path)
     return parts.path, parse_qs(parts.query)
 
 
@@ -401,8 +406,8 @@ async def ws_echo(ws) -> None:
 
 
 async def ws_route(ws) -> None:
-    path, query = ws_query(ws)
-    if path == "/echo" or path == "/closeinfo":
+    path, query = ws_query(ws.request)
+    if path in ("/echo", "/closeinfo", "/slow"):
         await ws_echo(ws)
     elif path == "/send":
         count = qint(query, "count", 1)
@@ -467,22 +472,25 @@ async def ws_handler(ws) -> None:
 
 WS_PATHS = {
     "/echo", "/send", "/fragmented", "/ping", "/big", "/silent",
-    "/request", "/closeinfo", "/stats",
+    "/request", "/closeinfo", "/stats", "/slow",
 }
 
 
-def ws_process_request(connection, request):
-    path = urlsplit(request.path).path
+async def ws_process_request(connection, request):
+    path, query = ws_query(request)
     if path == "/reject":
         return connection.respond(HTTPStatus.FORBIDDEN, "forbidden\n")
     if path not in WS_PATHS:
         return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
     try:
-        query = parse_qs(urlsplit(request.path).query)
-        for name in ("count", "size", "close", "parts"):
+        for name in ("count", "size", "close", "parts", "ms"):
             qint(query, name, None)
     except ValueError:
         return connection.respond(HTTPStatus.BAD_REQUEST, "bad query\n")
+    if path == "/slow":
+        # Answer the upgrade request late (or not at all if the servers stop).
+        if not await pause(qint(query, "ms", 0) / 1000.0):
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "stopping\n")
     return None
 
 
@@ -789,6 +797,15 @@ async def run(argv: list[str]) -> int:
         https_port, https_socks = bind_localhost()
         wrong_ca_port, wrong_ca_socks = bind_localhost()
         wrong_host_port, wrong_host_socks = bind_localhost()
+        ws4 = bind_one(socket.AF_INET, "127.0.0.1")
+        ws6 = bind_one(socket.AF_INET6, "::1")
+        ws4_port = ws4.getsockname()[1]
+        ws6_port = ws6.getsockname()[1]
+        wss_port, wss_socks = bind_localhost()
+        wss_wrong_ca_port, wss_wrong_ca_socks = bind_localhost()
+        ws_listeners = [(ws4, None), (ws6, None)]
+        ws_listeners += [(sock, cert_paths["good"]) for sock in wss_socks]
+        ws_listeners += [(sock, cert_paths["wrong_ca"]) for sock in wss_wrong_ca_socks]
 
         configs = [
             make_config(fd_binds(https_socks), cert_paths["good"], fd_binds([http4, http6])),
@@ -797,6 +814,9 @@ async def run(argv: list[str]) -> int:
         ]
         addresses = [("127.0.0.1", http4_port), ("::1", http6_port)]
         for port in (https_port, wrong_ca_port, wrong_host_port):
+            addresses += [("127.0.0.1", port), ("::1", port)]
+        addresses += [("127.0.0.1", ws4_port), ("::1", ws6_port)]
+        for port in (wss_port, wss_wrong_ca_port):
             addresses += [("127.0.0.1", port), ("::1", port)]
 
         proxy = Proxy(tmp)
@@ -810,7 +830,9 @@ async def run(argv: list[str]) -> int:
         while closed == proxy.port:
             closed = closed_port()
 
-        env = dict(os.environ)
+        # The tests talk to loopback directly: a developer's own proxy settings
+        # must not route them elsewhere (test_proxy sets its own per child).
+        env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
         env.update(
             {
                 "LUANET_HTTP": f"http://127.0.0.1:{http4_port}",
@@ -821,6 +843,10 @@ async def run(argv: list[str]) -> int:
                 "SSL_CERT_FILE": ca_path,
                 "LUANET_CLOSED_PORT": str(closed),
                 "LUANET_PROXY": f"http://127.0.0.1:{proxy.port}",
+                "LUANET_WS": f"ws://127.0.0.1:{ws4_port}",
+                "LUANET_WS6": f"ws://[::1]:{ws6_port}",
+                "LUANET_WSS": f"wss://localhost:{wss_port}",
+                "LUANET_WSS_WRONG_CA": f"wss://localhost:{wss_wrong_ca_port}",
             }
         )
 
@@ -829,8 +855,21 @@ async def run(argv: list[str]) -> int:
             asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait))
             for config in configs
         ]
+        ws_servers = []
         code = 2
         try:
+            try:
+                contexts = {}
+                for sock, cert_path in ws_listeners:
+                    context = None
+                    if cert_path is not None:
+                        if cert_path not in contexts:
+                            contexts[cert_path] = tls_server_context(cert_path)
+                        context = contexts[cert_path]
+                    ws_servers.append(await ws_start(sock, context))
+            except (OSError, ssl.SSLError) as error:
+                log(f"cannot start the WebSocket servers: {error}")
+                return 2
             try:
                 await wait_ready(addresses, tasks)
             except RuntimeError as error:
@@ -845,6 +884,10 @@ async def run(argv: list[str]) -> int:
                 "SSL_CERT_FILE",
                 "LUANET_CLOSED_PORT",
                 "LUANET_PROXY",
+                "LUANET_WS",
+                "LUANET_WS6",
+                "LUANET_WSS",
+                "LUANET_WSS_WRONG_CA",
             ):
                 log(f"{name}={env[name]}")
 
@@ -873,7 +916,9 @@ async def run(argv: list[str]) -> int:
         finally:
             # tinyproxy's log helps when something failed; otherwise it is
             # noise (it logs a client closing a tunnel as an error).
-            await asyncio.gather(stop(shutdown, tasks), proxy.stop(show_log=code != 0))
+            await asyncio.gather(
+                stop(shutdown, tasks), ws_stop(ws_servers), proxy.stop(show_log=code != 0)
+            )
 
 
 def main() -> int:
@@ -883,6 +928,7 @@ def main() -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__, file=sys.stderr)
         return 2
+    raise_nofile_limit()
     return asyncio.run(run(argv))
 
 

@@ -119,7 +119,7 @@ fn configure_transport<H>(
     budget: Option<Duration>,
 ) -> Result<(), curl::Error> {
     easy.url(endpoint.as_str())?;
-    easy.useragent(concat!("luanet/", env!("CARGO_PKG_VERSION")))?;
+    easy.useragent(crate::USER_AGENT)?;
     restrict_protocols(easy, endpoint.scheme())?;
     let trust = tls::trust_store();
     if let Some(file) = &trust.ca_file {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tungstenite::client::{client_with_config, IntoClientRequest};
 use tungstenite::handshake::HandshakeError;
+use tungstenite::http::header::{HeaderValue, USER_AGENT};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::WebSocket;
 
@@ -25,8 +26,9 @@ pub(super) fn open(url: &str, budget: Option<Duration>) -> Result<WebSocket<Tunn
         Some(budget) => started + budget,
         None => Instant::now() + DEFAULT_IDLE_TIMEOUT,
     };
-    let request =
+    let mut request =
         endpoint.as_str().into_client_request().map_err(|e| format!("invalid URL '{url}': {e}"))?;
+    request.headers_mut().insert(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_SIZE))
         .max_frame_size(Some(MAX_MESSAGE_SIZE));
