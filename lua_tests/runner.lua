@@ -8,6 +8,10 @@
 --   local T = ...
 --   T.test("name", function() T.eq(1 + 1, 2, "sum") end)
 --
+-- Besides the assertions, T holds what several files share: T.env for the
+-- peer's addresses, byte patterns, T.interpreter for child processes and
+-- checks of net_http_* results.
+--
 -- A file may also return a list of {name, function} pairs; both ways can
 -- be mixed. Tests run in order, each under xpcall with a traceback, and
 -- print "ok - name" or "not ok - name: message" (traceback lines follow,
@@ -117,6 +121,100 @@ end
 -- Pack all results of a call, keeping their number (trailing nils too).
 function T.pack(...)
   return { n = select("#", ...), ... }
+end
+
+-- An error message: exactly expected (mode nil or "exact") or starting with
+-- it (mode "prefix", plain text).
+function T.message(actual, expected, mode, what)
+  if mode == "prefix" then
+    T.starts(actual, expected, what)
+  elseif mode == nil or mode == "exact" then
+    T.eq(actual, expected, what)
+  else
+    error("T.message: unknown mode " .. show(mode), 2)
+  end
+end
+
+-- Helpers shared by the test files -------------------------------------------
+
+-- The value of an environment variable set by testpeer/serve.py; raises
+-- (failing the file as it loads) when it is unset or empty.
+function T.env(name)
+  local v = os.getenv(name)
+  if v == nil or v == "" then
+    error(name .. " is not set: run the tests under testpeer/serve.py", 0)
+  end
+  return v
+end
+
+-- All 256 byte values in order: byte i (from 0) is i.
+do
+  local t = {}
+  for i = 0, 255 do t[#t + 1] = string.char(i) end
+  T.ALL_BYTES = table.concat(t)
+end
+
+-- n bytes where byte k (from 0) is k % 256, as the peer's /bytes and /chunked.
+function T.pattern(n)
+  return string.rep(T.ALL_BYTES, math.ceil(n / 256)):sub(1, n)
+end
+
+-- s as one single-quoted word for the POSIX shell.
+function T.shquote(s)
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
+-- The shell command that started this interpreter: arg's negative indexes
+-- (the interpreter and its options), each quoted; nil when arg has none.
+function T.interpreter()
+  if type(arg) ~= "table" then return nil end
+  local i = 0
+  while arg[i - 1] ~= nil do i = i - 1 end
+  if i == 0 then return nil end
+  local parts = {}
+  for j = i, -1 do parts[#parts + 1] = T.shquote(tostring(arg[j])) end
+  return table.concat(parts, " ")
+end
+
+-- The peer's /inspect body ("key=value\n" lines) as a table.
+function T.inspect(body)
+  local t = {}
+  for k, v in tostring(body):gmatch("([^=\n]+)=([^\n]*)\n") do t[k] = v end
+  return t
+end
+
+-- r is T.pack(net_http_get/post(...)): a success, true, status, body, nil.
+-- The body is checked exactly unless body is nil.
+function T.check_ok(r, status, body, what)
+  what = what or "request"
+  T.eq(r.n, 4, what .. ": number of results")
+  if r[1] ~= true then
+    error(what .. ": expected ok == true, got " .. show(r[1]) .. " with error " .. show(r[4]), 2)
+  end
+  T.eq(r[4], nil, what .. ": 4th result (error) on success")
+  T.eq(r[2], status, what .. ": status")
+  if body ~= nil then T.eq(r[3], body, what .. ": body") end
+  T.eq(type(r[3]), "string", what .. ": type of body")
+end
+
+-- r is T.pack(net_http_get/post(...)) of the peer's /inspect: checked as
+-- T.check_ok(r, 200, nil, what); returns T.inspect of its body.
+function T.inspect_ok(r, what)
+  T.check_ok(r, 200, nil, what)
+  return T.inspect(r[3])
+end
+
+-- r is T.pack(net_http_get/post(...)): a failure, false, 0, "", message;
+-- the message is checked as T.message does with mode (nil: exactly).
+function T.check_fail(r, message, mode, what)
+  what = what or "request"
+  T.eq(r.n, 4, what .. ": number of results")
+  if r[1] ~= false then
+    error(what .. ": expected ok == false, got " .. show(r[1]) .. " (status " .. show(r[2]) .. ")", 2)
+  end
+  T.eq(r[2], 0, what .. ": status on failure")
+  T.eq(r[3], "", what .. ": body on failure")
+  T.message(r[4], message, mode, what .. ": error message")
 end
 
 local function handler(e)

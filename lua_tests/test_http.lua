@@ -15,16 +15,10 @@
 
 local T = ...
 local eq, truthy, matches = T.eq, T.truthy, T.matches
-local starts, contains, raises, pack, show = T.starts, T.contains, T.raises, T.pack, T.show
+local contains, raises, pack = T.contains, T.raises, T.pack
 local test = T.test
-
-local function env(name)
-  local v = os.getenv(name)
-  if v == nil or v == "" then
-    error(name .. " is not set: run the tests under testpeer/serve.py", 0)
-  end
-  return v
-end
+local env, check_ok, check_fail, inspect_ok = T.env, T.check_ok, T.check_fail, T.inspect_ok
+local ALL_BYTES, pattern = T.ALL_BYTES, T.pattern
 
 local HTTP = env("LUANET_HTTP")
 local HTTP6 = env("LUANET_HTTP6")
@@ -36,59 +30,10 @@ local HTTPS_PORT = assert(HTTPS:match(":(%d+)$"), "no port in LUANET_HTTPS")
 
 local net = require("net")
 
--- byte i (from 0) of the pattern is i % 256, as the peer's /bytes and /chunked
-local ALL_BYTES
-do
-  local t = {}
-  for i = 0, 255 do t[#t + 1] = string.char(i) end
-  ALL_BYTES = table.concat(t)
-end
-
-local function pattern(n)
-  return string.rep(ALL_BYTES, math.ceil(n / 256)):sub(1, n)
-end
-
 local function urlencode(s)
   return (s:gsub("[^%w%-%._~]", function(c)
     return string.format("%%%02X", c:byte())
   end))
-end
-
--- Parse the peer's /inspect body ("key=value\n" lines) into a table.
-local function inspect(body)
-  local t = {}
-  for k, v in tostring(body):gmatch("([^=\n]+)=([^\n]*)\n") do t[k] = v end
-  return t
-end
-
--- r is pack(net_http_*(...)): a success with this status and body.
-local function check_ok(r, status, body, what)
-  what = what or "request"
-  eq(r.n, 4, what .. ": number of results")
-  if r[1] ~= true then
-    error(what .. ": expected ok == true, got " .. show(r[1]) .. " with error " .. show(r[4]), 2)
-  end
-  eq(r[4], nil, what .. ": 4th result (error) on success")
-  eq(r[2], status, what .. ": status")
-  if body ~= nil then eq(r[3], body, what .. ": body") end
-  eq(type(r[3]), "string", what .. ": type of body")
-end
-
--- r is a failure: false, 0, "", message; message is checked exactly
--- (mode "exact") or as a prefix (mode "prefix").
-local function check_fail(r, message, mode, what)
-  what = what or "request"
-  eq(r.n, 4, what .. ": number of results")
-  if r[1] ~= false then
-    error(what .. ": expected ok == false, got " .. show(r[1]) .. " (status " .. show(r[2]) .. ")", 2)
-  end
-  eq(r[2], 0, what .. ": status on failure")
-  eq(r[3], "", what .. ": body on failure")
-  if mode == "prefix" then
-    starts(r[4], message, what .. ": error message")
-  else
-    eq(r[4], message, what .. ": error message")
-  end
 end
 
 local function get(url, timeout)
@@ -164,9 +109,7 @@ test("GET /chunked/250000 exact (chunked transfer encoding)", function()
 end)
 
 test("GET /inspect: method, path, headers, HTTP/1.1", function()
-  local r = get(HTTP .. "/inspect")
-  check_ok(r, 200)
-  local i = inspect(r[3])
+  local i = inspect_ok(get(HTTP .. "/inspect"))
   eq(i["method"], "GET", "method")
   eq(i["path"], "/inspect", "path")
   eq(i["content-type"], "", "content-type")
@@ -175,15 +118,11 @@ test("GET /inspect: method, path, headers, HTTP/1.1", function()
 end)
 
 test("User-Agent is luanet/<version>", function()
-  local r = get(HTTP .. "/inspect")
-  check_ok(r, 200)
-  eq(inspect(r[3])["user-agent"], "luanet/" .. net.version, "user-agent")
+  eq(inspect_ok(get(HTTP .. "/inspect"))["user-agent"], "luanet/" .. net.version, "user-agent")
 end)
 
 test("Accept-Encoding is sent and offers gzip", function()
-  local r = get(HTTP .. "/inspect")
-  check_ok(r, 200)
-  contains(inspect(r[3])["accept-encoding"], "gzip", "accept-encoding")
+  contains(inspect_ok(get(HTTP .. "/inspect"))["accept-encoding"], "gzip", "accept-encoding")
 end)
 
 test("gzip response body is decoded", function()
@@ -191,25 +130,21 @@ test("gzip response body is decoded", function()
 end)
 
 test("query string is kept", function()
-  local r = get(HTTP .. "/inspect?a=1&b=two%20words")
-  check_ok(r, 200)
-  eq(inspect(r[3])["path"], "/inspect?a=1&b=two%20words", "path")
+  local i = inspect_ok(get(HTTP .. "/inspect?a=1&b=two%20words"))
+  eq(i["path"], "/inspect?a=1&b=two%20words", "path")
 end)
 
 test("keep-alive: two GETs reuse the connection (same client port)", function()
   local r1 = get(HTTP .. "/inspect")
   local r2 = get(HTTP .. "/inspect")
-  check_ok(r1, 200, nil, "first GET")
-  check_ok(r2, 200, nil, "second GET")
-  local p1, p2 = inspect(r1[3])["client-port"], inspect(r2[3])["client-port"]
+  local p1 = inspect_ok(r1, "first GET")["client-port"]
+  local p2 = inspect_ok(r2, "second GET")["client-port"]
   matches(p1, "^%d+$", "first client-port")
   eq(p2, p1, "client-port of the second request")
 end)
 
 test("IPv6 literal [::1]", function()
-  local r = get(HTTP6 .. "/inspect?v=6")
-  check_ok(r, 200, nil, "GET " .. HTTP6)
-  local i = inspect(r[3])
+  local i = inspect_ok(get(HTTP6 .. "/inspect?v=6"), "GET " .. HTTP6)
   eq(i["method"], "GET", "method")
   eq(i["path"], "/inspect?v=6", "path")
   check_ok(post(HTTP6 .. "/echo", "text/plain", "over six"), 200, "over six", "POST [::1]")
@@ -234,9 +169,7 @@ end)
 
 test("POST /inspect: method, content type, body length", function()
   local body = '{"hello":"world"}'
-  local r = post(HTTP .. "/inspect", "application/json", body)
-  check_ok(r, 200)
-  local i = inspect(r[3])
+  local i = inspect_ok(post(HTTP .. "/inspect", "application/json", body))
   eq(i["method"], "POST", "method")
   eq(i["path"], "/inspect", "path")
   eq(i["content-type"], "application/json", "content-type")
@@ -246,12 +179,9 @@ end)
 
 test("POST sends the content type as given", function()
   local ct = "text/plain; charset=utf-8"
-  local r = post(HTTP .. "/inspect", ct, "x=1")
-  check_ok(r, 200)
-  eq(inspect(r[3])["content-type"], ct, "content-type")
-  r = post(HTTP .. "/inspect", "application/x-www-form-urlencoded", "a=1&b=2")
-  check_ok(r, 200)
-  eq(inspect(r[3])["content-type"], "application/x-www-form-urlencoded", "content-type")
+  eq(inspect_ok(post(HTTP .. "/inspect", ct, "x=1"))["content-type"], ct, "content-type")
+  ct = "application/x-www-form-urlencoded"
+  eq(inspect_ok(post(HTTP .. "/inspect", ct, "a=1&b=2"))["content-type"], ct, "content-type")
 end)
 
 test("POST gets non-2xx statuses with ok == true", function()
@@ -280,9 +210,8 @@ end)
 
 test("absolute redirect https -> https", function()
   local target = HTTPS .. "/inspect"
-  local r = get(HTTPS .. "/redirect-to?url=" .. urlencode(target))
-  check_ok(r, 200)
-  eq(inspect(r[3])["path"], "/inspect", "path after redirect")
+  local i = inspect_ok(get(HTTPS .. "/redirect-to?url=" .. urlencode(target)))
+  eq(i["path"], "/inspect", "path after redirect")
 end)
 
 test("redirect https -> http is refused", function()
@@ -294,9 +223,7 @@ end)
 -- HTTPS ---------------------------------------------------------------------
 
 test("HTTPS GET negotiates HTTP/2", function()
-  local r = get(HTTPS .. "/inspect")
-  check_ok(r, 200)
-  local i = inspect(r[3])
+  local i = inspect_ok(get(HTTPS .. "/inspect"))
   eq(i["http-version"], "2", "http-version")
   eq(i["user-agent"], "luanet/" .. net.version, "user-agent")
   check_ok(get(HTTPS .. "/"), 200, "luanet test peer", "GET /")
@@ -319,9 +246,7 @@ test("HTTPS POST echo and inspect", function()
   check_ok(post(HTTPS .. "/echo", "application/octet-stream", ALL_BYTES), 200, ALL_BYTES, "echo 256")
   local big = pattern(1024 * 1024 + 7)
   check_ok(post(HTTPS .. "/echo", "application/octet-stream", big), 200, big, "echo 1 MiB")
-  local r = post(HTTPS .. "/inspect", "application/json", "[1,2,3]")
-  check_ok(r, 200)
-  local i = inspect(r[3])
+  local i = inspect_ok(post(HTTPS .. "/inspect", "application/json", "[1,2,3]"))
   eq(i["method"], "POST", "method")
   eq(i["content-type"], "application/json", "content-type")
   eq(i["body-length"], "7", "body-length")
@@ -340,20 +265,22 @@ end)
 
 -- Timeouts --------------------------------------------------------------------
 
-test("slow server: timeout 500 ms fails in time", function()
+-- request(...) (get or post, with timeout 500 ms) must fail with the
+-- timeout message, and within 2 s.
+local function check_times_out(request, ...)
   local t0 = os.time()
-  local r = get(HTTP .. "/slow/3000", 500)
+  local r = request(...)
   local elapsed = os.difftime(os.time(), t0)
   check_fail(r, "timed out after 500 ms")
   truthy(elapsed <= 2, "took " .. tostring(elapsed) .. " s (want <= 2)")
+end
+
+test("slow server: timeout 500 ms fails in time", function()
+  check_times_out(get, HTTP .. "/slow/3000", 500)
 end)
 
 test("slow server: POST with timeout 500 ms fails", function()
-  local t0 = os.time()
-  local r = post(HTTP .. "/slow/3000", "text/plain", "x", 500)
-  local elapsed = os.difftime(os.time(), t0)
-  check_fail(r, "timed out after 500 ms")
-  truthy(elapsed <= 2, "took " .. tostring(elapsed) .. " s (want <= 2)")
+  check_times_out(post, HTTP .. "/slow/3000", "text/plain", "x", 500)
 end)
 
 test("slow server: timeout 0, nil and 5000 succeed", function()
@@ -365,11 +292,7 @@ test("slow server: timeout 0, nil and 5000 succeed", function()
 end)
 
 test("body stalled mid-transfer: timeout 500 ms fails", function()
-  local t0 = os.time()
-  local r = get(HTTP .. "/stall", 500)
-  local elapsed = os.difftime(os.time(), t0)
-  check_fail(r, "timed out after 500 ms")
-  truthy(elapsed <= 2, "took " .. tostring(elapsed) .. " s (want <= 2)")
+  check_times_out(get, HTTP .. "/stall", 500)
 end)
 
 test("body stalled mid-transfer over HTTPS/HTTP2: timeout 500 ms fails", function()

@@ -63,22 +63,11 @@ local function float_type(v, what)
   if HAS_INTEGERS then eq(math.type(v), "float", (what or "value") .. ": math.type") end
 end
 
--- The command that started this interpreter (lowest negative index of arg).
-local function interpreter()
-  if type(arg) ~= "table" then return nil end
-  local i = 0
-  while arg[i - 1] ~= nil do i = i - 1 end
-  if i == 0 then return nil end
-  local parts = {}
-  for j = i, -1 do parts[#parts + 1] = "'" .. tostring(arg[j]):gsub("'", "'\\''") .. "'" end
-  return table.concat(parts, " ")
-end
-
--- Runs `code` (no single quotes) in a fresh interpreter; returns its output.
+-- Runs `code` in a fresh interpreter (the one running us); returns its output.
 local function run_child(code)
-  local exe = interpreter()
+  local exe = T.interpreter()
   truthy(exe, "the interpreter's name in arg")
-  local p = assert(io.popen(exe .. " -e '" .. code .. "' 2>&1", "r"))
+  local p = assert(io.popen(exe .. " -e " .. T.shquote(code) .. " 2>&1", "r"))
   local out = p:read("*a")
   p:close()
   return out

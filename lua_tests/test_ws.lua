@@ -14,16 +14,9 @@
 
 local T = ...
 local eq, truthy, matches = T.eq, T.truthy, T.matches
-local starts, contains, raises, pack, show = T.starts, T.contains, T.raises, T.pack, T.show
+local contains, raises, pack, show = T.contains, T.raises, T.pack, T.show
 local test = T.test
-
-local function env(name)
-  local v = os.getenv(name)
-  if v == nil or v == "" then
-    error(name .. " is not set: run the tests under testpeer/serve.py", 0)
-  end
-  return v
-end
+local env, ALL_BYTES, pattern = T.env, T.ALL_BYTES, T.pattern
 
 local WS = env("LUANET_WS")
 local WS6 = env("LUANET_WS6")
@@ -37,18 +30,6 @@ local net = require("net")
 
 local WAIT = 5000 -- ms: how long a message that must come may take
 local MiB = 1024 * 1024
-
-local ALL_BYTES
-do
-  local t = {}
-  for i = 0, 255 do t[#t + 1] = string.char(i) end
-  ALL_BYTES = table.concat(t)
-end
-
--- byte k (from 0) is k % 256
-local function pattern(n)
-  return string.rep(ALL_BYTES, math.ceil(n / 256)):sub(1, n)
-end
 
 -- byte k (from 0) is k % 251, as the peer's /big
 local function pattern251(n)
@@ -76,8 +57,8 @@ local function connect(url, timeout)
   return ws
 end
 
--- r is pack(ws_connect(...)): a failure with this message, exactly or
--- (mode "prefix") as a prefix.
+-- r is pack(ws_connect(...)): a failure, nil and a message, checked as
+-- T.message does with mode (nil: exactly).
 local function check_fail(r, message, mode, what)
   what = what or "ws_connect"
   if r[1] ~= nil then
@@ -86,11 +67,7 @@ local function check_fail(r, message, mode, what)
     error(what .. ": expected nil, got " .. show(ws), 2)
   end
   eq(r.n, 2, what .. ": number of results")
-  if mode == "prefix" then
-    starts(r[2], message, what .. ": error message")
-  else
-    eq(r[2], message, what .. ": error message")
-  end
+  T.message(r[2], message, mode, what .. ": error message")
 end
 
 -- The next message, which must come within WAIT ms: returns msg, is_text.
@@ -116,6 +93,28 @@ local function check_send(ws, method, data, what)
   if r[1] ~= true then
     error((what or method) .. ": expected true, got " .. show(r[1]) .. ", " .. show(r[2]), 2)
   end
+end
+
+-- Sends data (as text when is_text, else as binary) to /echo and expects
+-- it back exactly, of the same kind.
+local function echo(ws, data, is_text, what)
+  check_send(ws, is_text and "send_text" or "send_binary", data)
+  expect_msg(ws, data, is_text, what)
+end
+
+-- r is pack(ws:recv(...)) or pack(ws:poll()) when no message is there:
+-- nil, then state (false: closed, nil: still open).
+local function check_no_msg(r, state, what)
+  eq(r[1], nil, what .. ": first value")
+  eq(r[2], state, what .. ": second value")
+end
+
+-- ws[method](ws, data) on a closed socket: false, "the WebSocket is closed".
+local function check_send_closed(ws, method, data, what)
+  what = what or method
+  local r = pack(ws[method](ws, data))
+  eq(r[1], false, what)
+  eq(r[2], "the WebSocket is closed", what .. ": message")
 end
 
 -- Waits (at most `seconds`) until the socket says it is closed.
@@ -213,40 +212,32 @@ test("echo text and binary over ws://127.0.0.1", function()
   eq(r.n, 1, "send_binary: number of results")
   eq(r[1], true, "send_binary")
   expect_msg(ws, "\0bin\255", false, "binary echo")
-  check_send(ws, "send_text", "h\195\169llo \226\156\147")
-  expect_msg(ws, "h\195\169llo \226\156\147", true, "UTF-8 text echo")
+  echo(ws, "h\195\169llo \226\156\147", true, "UTF-8 text echo")
   ws:close()
   eq(ws:is_open(), false, "is_open after close")
 end)
 
 test("echo of empty text and binary messages", function()
   local ws = connect(WS .. "/echo")
-  check_send(ws, "send_text", "")
-  expect_msg(ws, "", true, "empty text")
-  check_send(ws, "send_binary", "")
-  expect_msg(ws, "", false, "empty binary")
+  echo(ws, "", true, "empty text")
+  echo(ws, "", false, "empty binary")
   ws:close()
 end)
 
 test("echo over IPv6 [::1]", function()
   local ws = connect(WS6 .. "/echo")
-  check_send(ws, "send_text", "over six")
-  expect_msg(ws, "over six", true, "text")
-  check_send(ws, "send_binary", ALL_BYTES)
-  expect_msg(ws, ALL_BYTES, false, "binary")
+  echo(ws, "over six", true, "text")
+  echo(ws, ALL_BYTES, false, "binary")
   ws:close()
 end)
 
 test("echo over wss:// (localhost and 127.0.0.1)", function()
   local ws = connect(WSS .. "/echo")
-  check_send(ws, "send_text", "secure")
-  expect_msg(ws, "secure", true, "text")
-  check_send(ws, "send_binary", ALL_BYTES)
-  expect_msg(ws, ALL_BYTES, false, "binary")
+  echo(ws, "secure", true, "text")
+  echo(ws, ALL_BYTES, false, "binary")
   ws:close()
   ws = connect("wss://127.0.0.1:" .. WSS_PORT .. "/echo")
-  check_send(ws, "send_text", "by address")
-  expect_msg(ws, "by address", true, "text over wss://127.0.0.1")
+  echo(ws, "by address", true, "text over wss://127.0.0.1")
   ws:close()
 end)
 
@@ -265,26 +256,21 @@ end)
 
 test("a custom port works with and without a timeout argument", function()
   local ws = connect("ws://127.0.0.1:" .. WS_PORT .. "/echo", 5000)
-  check_send(ws, "send_text", "t")
-  expect_msg(ws, "t", true, "timeout 5000")
+  echo(ws, "t", true, "timeout 5000")
   ws:close()
   ws = connect(WS .. "/echo", 0)
-  check_send(ws, "send_text", "z")
-  expect_msg(ws, "z", true, "timeout 0")
+  echo(ws, "z", true, "timeout 0")
   ws:close()
   ws = connect(WS .. "/echo", nil)
-  check_send(ws, "send_text", "n")
-  expect_msg(ws, "n", true, "timeout nil")
+  echo(ws, "n", true, "timeout nil")
   ws:close()
 end)
 
 test("all 256 byte values in one binary message", function()
   local ws = connect(WS .. "/echo")
-  check_send(ws, "send_binary", ALL_BYTES)
-  expect_msg(ws, ALL_BYTES, false, "256 bytes")
+  echo(ws, ALL_BYTES, false, "256 bytes")
   local nuls = "\0a\0\0b\0"
-  check_send(ws, "send_binary", nuls)
-  expect_msg(ws, nuls, false, "NULs")
+  echo(ws, nuls, false, "NULs")
   ws:close()
 end)
 
@@ -299,11 +285,9 @@ end)
 test("a 16 MiB binary message both ways, exact", function()
   local big = pattern(16 * MiB + 3)
   local ws = connect(WS .. "/echo")
-  check_send(ws, "send_binary", big)
-  expect_msg(ws, big, false, "16 MiB echo")
+  echo(ws, big, false, "16 MiB echo")
   local text = string.rep("0123456789abcdef", MiB) -- 16 MiB of text
-  check_send(ws, "send_text", text)
-  expect_msg(ws, text, true, "16 MiB text echo")
+  echo(ws, text, true, "16 MiB text echo")
   ws:close()
   ws = connect(WS .. "/big?size=" .. tostring(16 * MiB))
   expect_msg(ws, pattern251(16 * MiB), false, "16 MiB from the server")
@@ -326,18 +310,12 @@ end)
 
 test("a message over 64 MiB fails the connection (1009)", function()
   local ws = connect(WS .. "/big?size=67108865")
-  local r = pack(ws:recv(30000))
-  eq(r[1], nil, "recv: first value")
-  eq(r[2], false, "recv: second value (closed)")
+  check_no_msg(pack(ws:recv(30000)), false, "recv")
   eq(ws:is_open(), false, "is_open")
   eq(ws:error(), "an incoming message exceeded the 64 MiB limit: connection closed (1009)", "error()")
-  r = pack(ws:poll())
-  eq(r[1], nil, "poll: first value")
-  eq(r[2], false, "poll: second value")
+  check_no_msg(pack(ws:poll()), false, "poll")
   eq(tostring(ws), "websocket(closed)", "tostring")
-  local ok, err = ws:send_text("x")
-  eq(ok, false, "send_text after the failure")
-  eq(err, "the WebSocket is closed", "send_text message")
+  check_send_closed(ws, "send_text", "x", "send_text after the failure")
   ws:close()
   eq(ws:error(), "an incoming message exceeded the 64 MiB limit: connection closed (1009)",
     "error() after close()")
@@ -355,9 +333,7 @@ end)
 test("200 messages from the server in order (/send?count=200)", function()
   local ws = connect(WS .. "/send?count=200")
   for i = 1, 200 do expect_msg(ws, "msg " .. i, true, "message #" .. i) end
-  local r = pack(ws:poll())
-  eq(r[1], nil, "poll after 200: first value")
-  eq(r[2], nil, "poll after 200: second value (open, nothing yet)")
+  check_no_msg(pack(ws:poll()), nil, "poll after 200")
   ws:close()
 end)
 
@@ -382,16 +358,10 @@ test("server close with messages queued: poll gets them all, then closed", funct
     eq(r[1], "msg " .. i, "poll #" .. i)
     eq(r[2], true, "poll #" .. i .. " is_text")
   end
-  local r = pack(ws:poll())
-  eq(r[1], nil, "poll after the queue: first value")
-  eq(r[2], false, "poll after the queue: second value (closed)")
-  r = pack(ws:poll())
-  eq(r[1], nil, "poll again: first value")
-  eq(r[2], false, "poll again: second value")
+  check_no_msg(pack(ws:poll()), false, "poll after the queue")
+  check_no_msg(pack(ws:poll()), false, "poll again")
   eq(ws:error(), nil, "error() after a clean close by the server")
-  local ok, err = ws:send_text("late")
-  eq(ok, false, "send_text after the server closed")
-  eq(err, "the WebSocket is closed", "send_text message")
+  check_send_closed(ws, "send_text", "late", "send_text after the server closed")
   ws:close()
 end)
 
@@ -399,27 +369,17 @@ test("server close with messages queued: recv gets them all, then nil, false", f
   local ws = connect(WS .. "/send?count=3&close=1000")
   wait_closed(ws, 5)
   for i = 1, 3 do expect_msg(ws, "msg " .. i, true, "recv #" .. i) end
-  local r = pack(ws:recv(WAIT))
-  eq(r[1], nil, "recv after the queue: first value")
-  eq(r[2], false, "recv after the queue: second value")
-  r = pack(ws:recv())
-  eq(r[1], nil, "recv() without timeout after the queue: first value")
-  eq(r[2], false, "recv() without timeout after the queue: second value")
+  check_no_msg(pack(ws:recv(WAIT)), false, "recv after the queue")
+  check_no_msg(pack(ws:recv()), false, "recv() without timeout after the queue")
   ws:close()
 end)
 
 test("recv and poll after close() return nil, false", function()
   local ws = connect(WS .. "/echo")
   ws:close()
-  local r = pack(ws:recv())
-  eq(r[1], nil, "recv(): first value")
-  eq(r[2], false, "recv(): second value")
-  r = pack(ws:recv(100))
-  eq(r[1], nil, "recv(100): first value")
-  eq(r[2], false, "recv(100): second value")
-  r = pack(ws:poll())
-  eq(r[1], nil, "poll: first value")
-  eq(r[2], false, "poll: second value")
+  check_no_msg(pack(ws:recv()), false, "recv()")
+  check_no_msg(pack(ws:recv(100)), false, "recv(100)")
+  check_no_msg(pack(ws:poll()), false, "poll")
 end)
 
 test("recv with a timeout and nothing arriving returns nil, nil", function()
@@ -427,13 +387,10 @@ test("recv with a timeout and nothing arriving returns nil, nil", function()
   local t0 = os.time()
   local r = pack(ws:recv(300))
   local elapsed = os.difftime(os.time(), t0)
-  eq(r[1], nil, "first value")
-  eq(r[2], nil, "second value (still open)")
+  check_no_msg(r, nil, "recv(300)")
   truthy(elapsed <= 2, "recv(300) took " .. tostring(elapsed) .. " s")
   eq(ws:is_open(), true, "is_open")
-  r = pack(ws:poll())
-  eq(r[1], nil, "poll: first value")
-  eq(r[2], nil, "poll: second value (nothing yet, open)")
+  check_no_msg(pack(ws:poll()), nil, "poll")
   ws:close()
 end)
 
@@ -464,8 +421,7 @@ test("fragmented messages are reassembled", function()
   local ws = connect(WS .. "/fragmented?parts=5&size=100000")
   expect_msg(ws, string.rep("a", 100000), true, "text in 5 fragments")
   expect_msg(ws, string.rep("\1", 100000), false, "binary in 5 fragments")
-  check_send(ws, "send_text", "after")
-  expect_msg(ws, "after", true, "echo after the fragments")
+  echo(ws, "after", true, "echo after the fragments")
   ws:close()
   ws = connect(WS .. "/fragmented?parts=1000&size=1000")
   expect_msg(ws, string.rep("a", 1000), true, "text in 1000 one-byte fragments")
@@ -533,23 +489,16 @@ test("invalid close codes raise", function()
     raises(function() ws:close(code) end, message, "close(" .. tostring(code) .. ")")
   end
   eq(ws:is_open(), true, "still open after the refused codes")
-  check_send(ws, "send_text", "still here")
-  expect_msg(ws, "still here", true, "echo")
+  echo(ws, "still here", true, "echo")
   ws:close()
 end)
 
 test("send after close returns false, message", function()
   local ws = connect(WS .. "/echo")
   ws:close()
-  local r = pack(ws:send_text("x"))
-  eq(r[1], false, "send_text")
-  eq(r[2], "the WebSocket is closed", "send_text message")
-  r = pack(ws:send_binary("x"))
-  eq(r[1], false, "send_binary")
-  eq(r[2], "the WebSocket is closed", "send_binary message")
-  r = pack(ws:send_json("{}"))
-  eq(r[1], false, "send_json")
-  eq(r[2], "the WebSocket is closed", "send_json message")
+  check_send_closed(ws, "send_text", "x")
+  check_send_closed(ws, "send_binary", "x")
+  check_send_closed(ws, "send_json", "{}")
 end)
 
 test("error() is nil while open and after a clean close", function()
@@ -577,10 +526,8 @@ test("send_text of invalid UTF-8 returns false and keeps the socket open", funct
     eq(r[2], message, "message for " .. show(bad))
   end
   eq(ws:is_open(), true, "is_open")
-  check_send(ws, "send_binary", "\255")
-  expect_msg(ws, "\255", false, "the same bytes as binary")
-  check_send(ws, "send_text", "ok")
-  expect_msg(ws, "ok", true, "text after the refusal")
+  echo(ws, "\255", false, "the same bytes as binary")
+  echo(ws, "ok", true, "text after the refusal")
   ws:close()
 end)
 
@@ -670,8 +617,7 @@ test("handshake timeout: 500 ms against a server that answers late", function()
   check_fail(r, "timed out after 500 ms")
   truthy(elapsed <= 2, "took " .. tostring(elapsed) .. " s (want <= 2)")
   local ws = connect(WS .. "/slow?ms=100", 5000)
-  check_send(ws, "send_text", "late but fine")
-  expect_msg(ws, "late but fine", true, "echo after a slow handshake")
+  echo(ws, "late but fine", true, "echo after a slow handshake")
   ws:close()
 end)
 
@@ -701,8 +647,7 @@ test("a socket works after connection failures", function()
   ws_connect("ws://127.0.0.1:" .. CLOSED_PORT .. "/")
   ws_connect(WS .. "/reject")
   local ws = connect(WS .. "/echo")
-  check_send(ws, "send_text", "fine")
-  expect_msg(ws, "fine", true, "echo")
+  echo(ws, "fine", true, "echo")
   ws:close()
 end)
 
@@ -714,8 +659,7 @@ test("two sockets at once stay independent", function()
   expect_msg(b, "to b", true, "b")
   expect_msg(a, "to a", true, "a")
   a:close()
-  check_send(b, "send_binary", "b again")
-  expect_msg(b, "b again", false, "b after a closed")
+  echo(b, "b again", false, "b after a closed")
   b:close()
 end)
 
@@ -759,8 +703,7 @@ test("garbage collection while messages arrive does not crash", function()
   collectgarbage()
   wait_none_open("after collecting busy sockets")
   local ws = connect(WS .. "/echo")
-  check_send(ws, "send_text", "alive")
-  expect_msg(ws, "alive", true, "echo after the collection")
+  echo(ws, "alive", true, "echo after the collection")
   ws:close()
 end)
 
