@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    // C hosts that link the library record this name, whatever the file is
-    // called on disk (the Lua module is the same file named net.so).
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libluanet.so");
+    // The name hosts that link the library record: the Lua module is
+    // installed as net.so, the Lua-free C library as libluanet.so.
+    let soname =
+        if std::env::var_os("CARGO_FEATURE_LUA").is_some() { "net.so" } else { "libluanet.so" };
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
     println!("cargo:rerun-if-changed=src/capi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");

@@ -1,4 +1,4 @@
-/* A C host that opens and closes 100 Lua 5.4 states, each loading luanet
+/* A C host that opens and closes 100 Lua states, each loading luanet
  * with `require` (so Lua dlopens it, and dlcloses it again in lua_close)
  * and leaving WebSockets open, some with messages still arriving. Then it
  * checks that the process is healthy: a new state still works, the server
@@ -27,7 +27,7 @@ static void check(int ok, const char *what, const char *detail) {
 static int run(const char *code, lua_State **out, char *error, size_t size) {
     lua_State *L = luaL_newstate();
     luaL_openlibs(L);
-    int ok = luaL_dostring(L, "net = require 'net'") == LUA_OK && luaL_dostring(L, code) == LUA_OK;
+    int ok = luaL_dostring(L, "net = require 'net'") == 0 && luaL_dostring(L, code) == 0;
     if (!ok) snprintf(error, size, "%s", lua_tostring(L, -1));
     if (out) *out = L;
     else lua_close(L);

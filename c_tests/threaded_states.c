@@ -1,4 +1,4 @@
-/* A C host that runs one Lua 5.4 state per thread, all using luanet at the
+/* A C host that runs one Lua state per thread, all using luanet at the
  * same time: requests must succeed in every state and reuse connections
  * across calls (the pool is shared between threads). Run by CTest inside
  * testpeer/serve.py, which provides LUANET_HTTP. */
@@ -29,20 +29,20 @@ static const char *const script =
     "  assert(body:match('path=/inspect%?i=' .. i .. '\\n'), 'wrong body: ' .. body)\n"
     "  ports[i] = tonumber(body:match('client%-port=(%d+)'))\n"
     "end\n"
-    "return table.unpack(ports)\n";
+    "return (table.unpack or unpack)(ports)\n";
 
 static void *run_state(void *arg) {
     struct worker *w = arg;
     lua_State *L = luaL_newstate();
     luaL_openlibs(L);
-    luaL_requiref(L, "net", luaopen_net, 0);
-    lua_pop(L, 1);
-    if (luaL_loadstring(L, script) != LUA_OK) {
+    lua_pushcfunction(L, luaopen_net);
+    lua_call(L, 0, 0);
+    if (luaL_loadstring(L, script) != 0) {
         snprintf(w->error, sizeof w->error, "load: %s", lua_tostring(L, -1));
     } else {
         lua_pushstring(L, getenv("LUANET_HTTP"));
         lua_pushinteger(L, REQUESTS);
-        if (lua_pcall(L, 2, REQUESTS, 0) != LUA_OK) {
+        if (lua_pcall(L, 2, REQUESTS, 0) != 0) {
             snprintf(w->error, sizeof w->error, "run: %s", lua_tostring(L, -1));
         } else {
             for (int i = 0; i < REQUESTS; i++)

@@ -1,20 +1,26 @@
 //! luanet: HTTP(S) and WebSocket networking for any Lua host.
 //!
-//! One Rust core ([`http`], [`tls`], [`endpoint`]) under two thin adapters:
-//! the Lua module `net` ([`lua`], entry point `luaopen_net`) and the C API
-//! ([`capi`], header `include/luanet.h`).
+//! One Rust core ([`http`], [`ws`], [`tls`], [`endpoint`]) under two thin
+//! adapters: the Lua module `net` (`lua`, entry point `luaopen_net`, built
+//! with a Lua ABI feature) and the C API ([`capi`], header
+//! `include/luanet.h`, always built).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-#[cfg(not(any(
-    feature = "lua54",
-    feature = "lua53",
-    feature = "lua52",
-    feature = "lua51",
-    feature = "luajit"
-)))]
-compile_error!("choose one Lua ABI: --features lua54 | lua53 | lua52 | lua51 | luajit");
+#[cfg(all(
+    feature = "lua",
+    not(any(
+        feature = "lua54",
+        feature = "lua53",
+        feature = "lua52",
+        feature = "lua51",
+        feature = "luajit"
+    ))
+))]
+compile_error!(
+    "the Lua module needs one Lua ABI: --features lua54 | lua53 | lua52 | lua51 | luajit"
+);
 
 #[cfg(any(
     all(
@@ -33,6 +39,7 @@ pub mod capi;
 pub mod endpoint;
 pub mod http;
 pub mod lifetime;
+#[cfg(feature = "lua")]
 pub mod lua;
 pub mod tls;
 pub mod ws;

@@ -58,13 +58,10 @@ pub fn perform(request: &Request<'_>) -> Result<Response, String> {
     let outcome = configure(&mut easy, &endpoint, request)
         .and_then(|()| easy.perform())
         .map_err(|e| error::describe(&e, &easy, &endpoint, request.timeout));
-    let result = match outcome {
-        Ok(()) => Ok(Response {
-            status: easy.response_code().unwrap_or(0),
-            body: std::mem::take(&mut easy.get_mut().body),
-        }),
-        Err(message) => Err(message),
-    };
+    let result = outcome.map(|()| Response {
+        status: easy.response_code().unwrap_or(0),
+        body: std::mem::take(&mut easy.get_mut().body),
+    });
     pool::give_back(easy);
     result
 }

@@ -1,0 +1,229 @@
+/* Every function of the C API against the local servers (run inside
+ * testpeer/serve.py), with no Lua anywhere in the process. Also built with
+ * AddressSanitizer and UndefinedBehaviorSanitizer. */
+#define _POSIX_C_SOURCE 200809L
+#include <luanet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+
+static char url_buf[512];
+
+static const char *url(const char *base_env, const char *path) {
+    const char *base = getenv(base_env);
+    snprintf(url_buf, sizeof url_buf, "%s%s", base ? base : "", path);
+    return url_buf;
+}
+
+static int error_is(const char *expected) { return strcmp(luanet_last_error(), expected) == 0; }
+
+static void test_version(void) {
+    CHECK(strcmp(luanet_version(), "0.1.0") == 0, "luanet_version is 0.1.0");
+    CHECK(strcmp(luanet_result_name(LUANET_ERR_NETWORK), "LUANET_ERR_NETWORK") == 0,
+          "luanet_result_name names a result");
+}
+
+static void test_http_get(void) {
+    luanet_response *r = NULL;
+    CHECK(luanet_http_get(url("LUANET_HTTP", "/status/404"), 5000, &r) == LUANET_OK,
+          "GET 404 is LUANET_OK (the transport worked)");
+    CHECK(luanet_response_status(r) == 404, "status 404");
+    size_t len = 99;
+    const uint8_t *body = luanet_response_body(r, &len);
+    CHECK(len == 10 && memcmp(body, "status 404", 10) == 0, "body 'status 404'");
+    luanet_response_free(r);
+
+    r = NULL;
+    CHECK(luanet_http_get(url("LUANET_HTTP", "/bytes/256"), 0, &r) == LUANET_OK, "GET 256 bytes, default timeout");
+    body = luanet_response_body(r, &len);
+    int exact = len == 256;
+    for (size_t i = 0; exact && i < 256; i++) exact = body[i] == (uint8_t)i;
+    CHECK(exact, "all 256 byte values, NUL included");
+    CHECK(luanet_response_body(r, NULL) == body, "body with a NULL length pointer");
+    luanet_response_free(r);
+
+    r = NULL;
+    CHECK(luanet_http_get(url("LUANET_HTTPS", "/status/200"), 5000, &r) == LUANET_OK, "HTTPS GET");
+    CHECK(luanet_response_status(r) == 200, "HTTPS status 200");
+    luanet_response_free(r);
+}
+
+static void test_http_post(void) {
+    static const uint8_t payload[] = {'a', 0, 'b', 0xff, '\n'};
+    luanet_response *r = NULL;
+    CHECK(luanet_http_post(url("LUANET_HTTP", "/echo"), "application/octet-stream", payload, sizeof payload,
+                           5000, &r) == LUANET_OK,
+          "POST echo");
+    size_t len = 0;
+    const uint8_t *body = luanet_response_body(r, &len);
+    CHECK(luanet_response_status(r) == 200 && len == sizeof payload && memcmp(body, payload, len) == 0,
+          "POST body echoed byte for byte");
+    luanet_response_free(r);
+
+    r = NULL;
+    CHECK(luanet_http_post(url("LUANET_HTTP", "/inspect"), "application/json", NULL, 0, 5000, &r) == LUANET_OK,
+          "POST with an empty body (NULL, 0)");
+    body = luanet_response_body(r, &len);
+    CHECK(len > 0 && strstr((const char *)body, "content-type=application/json\n") != NULL,
+          "content type sent as given");
+    luanet_response_free(r);
+}
+
+static void test_http_failures(void) {
+    luanet_response *r = (luanet_response *)&r; /* must stay untouched */
+    luanet_response *const sentinel = r;
+    char refused[128];
+    snprintf(refused, sizeof refused, "http://127.0.0.1:%s/", getenv("LUANET_CLOSED_PORT"));
+    CHECK(luanet_http_get(refused, 5000, &r) == LUANET_ERR_NETWORK, "refused port is LUANET_ERR_NETWORK");
+    char expected[128];
+    snprintf(expected, sizeof expected, "connection refused (127.0.0.1:%s)", getenv("LUANET_CLOSED_PORT"));
+    CHECK(error_is(expected), "refused: readable message");
+    CHECK(r == sentinel, "out-parameter untouched on failure");
+
+    CHECK(luanet_http_get(url("LUANET_HTTP", "/slow/3000"), 300, &r) == LUANET_ERR_NETWORK, "slow server times out");
+    CHECK(error_is("timed out after 300 ms"), "timeout message");
+
+    CHECK(luanet_http_get(url("LUANET_HTTPS_WRONG_CA", "/"), 5000, &r) == LUANET_ERR_NETWORK, "untrusted CA fails");
+    CHECK(strncmp(luanet_last_error(), "TLS: certificate verify failed", 30) == 0, "TLS message");
+
+    CHECK(luanet_http_get("ftp://x", 0, &r) == LUANET_ERR_NETWORK, "unsupported scheme fails");
+    CHECK(error_is("unsupported URL scheme 'ftp' (expected http or https)"), "scheme message");
+
+    CHECK(luanet_http_get(NULL, 0, &r) == LUANET_ERR_ARGUMENT, "NULL url is LUANET_ERR_ARGUMENT");
+    CHECK(error_is("url is NULL"), "NULL url message");
+    CHECK(luanet_http_get(url("LUANET_HTTP", "/"), 0, NULL) == LUANET_ERR_ARGUMENT, "NULL out is LUANET_ERR_ARGUMENT");
+    CHECK(luanet_http_get("http://\xff/", 0, &r) == LUANET_ERR_ARGUMENT, "non-UTF-8 url is LUANET_ERR_ARGUMENT");
+    CHECK(luanet_http_post(url("LUANET_HTTP", "/echo"), NULL, NULL, 0, 0, &r) == LUANET_ERR_ARGUMENT,
+          "NULL content type is LUANET_ERR_ARGUMENT");
+    CHECK(luanet_http_post(url("LUANET_HTTP", "/echo"), "text/plain", NULL, 5, 0, &r) == LUANET_ERR_ARGUMENT,
+          "NULL body with a length is LUANET_ERR_ARGUMENT");
+    CHECK(r == sentinel, "out-parameter still untouched");
+
+    CHECK(luanet_response_status(NULL) == 0, "status of NULL is 0");
+    size_t len = 7;
+    CHECK(luanet_response_body(NULL, &len) == NULL && len == 0, "body of NULL is NULL, length 0");
+    luanet_response_free(NULL);
+    CHECK(1, "freeing NULL is harmless");
+}
+
+/* Receives one message within 5 s and compares it. */
+static int expect_message(luanet_ws *ws, const void *data, size_t len, bool is_text) {
+    luanet_message *m = NULL;
+    if (luanet_ws_recv(ws, 5000, &m) != LUANET_OK) return 0;
+    size_t got = 0;
+    const uint8_t *bytes = luanet_message_data(m, &got);
+    int same = got == len && memcmp(bytes, data, len) == 0 && luanet_message_is_text(m) == is_text;
+    luanet_message_free(m);
+    return same;
+}
+
+static void test_ws(void) {
+    luanet_ws *ws = NULL;
+    CHECK(luanet_ws_connect(url("LUANET_WS", "/echo"), 5000, &ws) == LUANET_OK, "ws connect");
+    CHECK(luanet_ws_is_open(ws), "is open");
+
+    luanet_message *m = (luanet_message *)&m;
+    luanet_message *const sentinel = m;
+    CHECK(luanet_ws_poll(ws, &m) == LUANET_EMPTY && m == sentinel, "poll on an empty queue: LUANET_EMPTY");
+    CHECK(luanet_ws_recv(ws, 100, &m) == LUANET_TIMEOUT && m == sentinel, "recv with a timeout: LUANET_TIMEOUT");
+
+    CHECK(luanet_ws_send_text(ws, "hello", 5) == LUANET_OK, "send text");
+    CHECK(expect_message(ws, "hello", 5, true), "text echoed as text");
+    static const uint8_t binary[] = {0, 1, 2, 255};
+    CHECK(luanet_ws_send_binary(ws, binary, sizeof binary) == LUANET_OK, "send binary");
+    CHECK(expect_message(ws, binary, sizeof binary, false), "binary echoed as binary");
+    CHECK(luanet_ws_send_binary(ws, NULL, 0) == LUANET_OK, "send an empty binary message");
+    CHECK(expect_message(ws, "", 0, false), "empty message echoed");
+
+    CHECK(luanet_ws_send_text(ws, "\xff\xfe", 2) == LUANET_ERR_ARGUMENT, "invalid UTF-8 text refused");
+    CHECK(error_is("text message is not valid UTF-8"), "invalid UTF-8 message");
+    CHECK(luanet_ws_is_open(ws), "still open after a refused send");
+
+    /* Poll until the echo arrives (bounded), as a frame loop would. */
+    CHECK(luanet_ws_send_text(ws, "polled", 6) == LUANET_OK, "send for poll");
+    luanet_result polled = LUANET_EMPTY;
+    m = NULL;
+    for (int i = 0; i < 5000 && polled == LUANET_EMPTY; i++) {
+        polled = luanet_ws_poll(ws, &m);
+        if (polled == LUANET_EMPTY) nanosleep(&(struct timespec){0, 1000000L}, NULL); /* a 1 ms frame */
+    }
+    size_t len = 0;
+    const uint8_t *data = luanet_message_data(m, &len);
+    CHECK(polled == LUANET_OK && len == 6 && memcmp(data, "polled", 6) == 0, "poll returns the message");
+    luanet_message_free(m);
+
+    CHECK(luanet_ws_close(ws, 999) == LUANET_ERR_ARGUMENT, "close code 999 refused");
+    CHECK(luanet_ws_close(ws, 1000) == LUANET_OK, "close 1000");
+    CHECK(!luanet_ws_is_open(ws), "closed");
+    CHECK(luanet_ws_close(ws, 1000) == LUANET_OK, "second close harmless");
+    CHECK(luanet_ws_send_text(ws, "late", 4) == LUANET_CLOSED, "send after close: LUANET_CLOSED");
+    CHECK(luanet_ws_poll(ws, &m) == LUANET_CLOSED, "poll after close: LUANET_CLOSED");
+    CHECK(luanet_ws_recv(ws, 0, &m) == LUANET_CLOSED, "recv after close: LUANET_CLOSED (no wait)");
+    luanet_ws_free(ws);
+}
+
+static void test_ws_server_close(void) {
+    /* Five messages, then the server closes: all five still arrive. */
+    luanet_ws *ws = NULL;
+    CHECK(luanet_ws_connect(url("LUANET_WSS", "/send?count=5&close=4001"), 5000, &ws) == LUANET_OK, "wss connect");
+    int in_order = 1;
+    for (int i = 1; i <= 5; i++) {
+        char expected[16];
+        snprintf(expected, sizeof expected, "msg %d", i);
+        in_order &= expect_message(ws, expected, strlen(expected), true);
+    }
+    CHECK(in_order, "five messages in order before the close");
+    luanet_message *m = NULL;
+    CHECK(luanet_ws_recv(ws, 5000, &m) == LUANET_CLOSED, "then LUANET_CLOSED");
+    CHECK(!luanet_ws_is_open(ws), "not open after the server's close");
+    luanet_ws_free(ws);
+
+    /* Freeing an open socket closes it without waiting. */
+    ws = NULL;
+    CHECK(luanet_ws_connect(url("LUANET_WS", "/silent"), 5000, &ws) == LUANET_OK, "connect for free");
+    luanet_ws_free(ws);
+    CHECK(1, "free of an open socket returns");
+}
+
+static void test_ws_failures(void) {
+    luanet_ws *ws = (luanet_ws *)&ws;
+    luanet_ws *const sentinel = ws;
+    CHECK(luanet_ws_connect(url("LUANET_WS", "/reject"), 5000, &ws) == LUANET_ERR_NETWORK, "403 upgrade fails");
+    CHECK(error_is("WebSocket upgrade refused: HTTP 403 Forbidden"), "403 message");
+    CHECK(luanet_ws_connect(url("LUANET_WSS_WRONG_CA", "/echo"), 5000, &ws) == LUANET_ERR_NETWORK, "wss wrong CA");
+    CHECK(strncmp(luanet_last_error(), "TLS: certificate verify failed", 30) == 0, "TLS message");
+    CHECK(luanet_ws_connect("http://127.0.0.1/", 0, &ws) == LUANET_ERR_NETWORK, "http:// scheme refused");
+    CHECK(error_is("unsupported URL scheme 'http' (expected ws or wss)"), "scheme message");
+    CHECK(luanet_ws_connect(NULL, 0, &ws) == LUANET_ERR_ARGUMENT, "NULL url");
+    CHECK(ws == sentinel, "out-parameter untouched on failure");
+
+    luanet_message *m = NULL;
+    CHECK(luanet_ws_send_text(NULL, "x", 1) == LUANET_ERR_ARGUMENT, "send on NULL socket");
+    CHECK(luanet_ws_poll(NULL, &m) == LUANET_ERR_ARGUMENT, "poll on NULL socket");
+    CHECK(luanet_ws_recv(NULL, 0, &m) == LUANET_ERR_ARGUMENT, "recv on NULL socket");
+    CHECK(luanet_ws_close(NULL, 1000) == LUANET_ERR_ARGUMENT, "close of NULL socket");
+    CHECK(!luanet_ws_is_open(NULL), "NULL socket is not open");
+    size_t len = 3;
+    CHECK(luanet_message_data(NULL, &len) == NULL && len == 0, "data of NULL message");
+    CHECK(!luanet_message_is_text(NULL), "NULL message is not text");
+    luanet_ws_free(NULL);
+    luanet_message_free(NULL);
+    CHECK(1, "freeing NULL socket and message is harmless");
+}
+
+int main(void) {
+    if (!getenv("LUANET_HTTP") || !getenv("LUANET_WS")) {
+        fprintf(stderr, "run under testpeer/serve.py\n");
+        return 2;
+    }
+    test_version();
+    test_http_get();
+    test_http_post();
+    test_http_failures();
+    test_ws();
+    test_ws_server_close();
+    test_ws_failures();
+    return finish();
+}

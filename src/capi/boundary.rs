@@ -1,0 +1,126 @@
+//! What every exported C function goes through: a panic boundary (a panic
+//! becomes [`luanet_result::LUANET_ERR_PANIC`], never an unwind into C) and
+//! the per-thread message of the last failure.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+
+/// The outcome of a C API call.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum luanet_result {
+    /// Success; out-parameters were written.
+    LUANET_OK = 0,
+    /// `luanet_ws_poll`: no message yet, the socket is open.
+    LUANET_EMPTY = 1,
+    /// `luanet_ws_recv`: no message arrived within the timeout.
+    LUANET_TIMEOUT = 2,
+    /// The WebSocket is closed (and, for receiving, every message was taken).
+    LUANET_CLOSED = 3,
+    /// A NULL pointer, a string that is not UTF-8, or a value out of range.
+    LUANET_ERR_ARGUMENT = 4,
+    /// The network or the peer failed: refused, timed out, TLS, protocol.
+    LUANET_ERR_NETWORK = 5,
+    /// A bug in luanet was caught at the boundary.
+    LUANET_ERR_PANIC = 6,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Records `message` as this thread's last failure and returns `result`.
+pub(crate) fn fail(result: luanet_result, message: impl Into<Vec<u8>>) -> luanet_result {
+    let mut bytes = message.into();
+    bytes.retain(|&b| b != 0);
+    let text = CString::new(bytes).unwrap_or_default();
+    LAST_ERROR.with(|last| *last.borrow_mut() = text);
+    result
+}
+
+/// Runs `body` inside the panic boundary; `Err` carries a result already
+/// recorded with [`fail`].
+pub(crate) fn guard(body: impl FnOnce() -> Result<luanet_result, luanet_result>) -> luanet_result {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(Ok(result) | Err(result)) => result,
+        Err(_) => fail(luanet_result::LUANET_ERR_PANIC, "luanet internal error (panic)"),
+    }
+}
+
+/// Runs `body`, which cannot fail, inside the panic boundary; `fallback`
+/// after a panic.
+pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+/// A readable message about the last call on this thread that did not
+/// return `LUANET_OK`, e.g. `"connection refused (127.0.0.1:9)"`.
+///
+/// Borrowed: valid until the next luanet call on the same thread. Never
+/// NULL (empty when nothing failed yet).
+#[no_mangle]
+pub extern "C" fn luanet_last_error() -> *const c_char {
+    guard_value(c"".as_ptr(), || LAST_ERROR.with(|last| last.borrow().as_ptr()))
+}
+
+/// The name of a result code, e.g. `"LUANET_ERR_NETWORK"`. Static: never
+/// free it.
+#[no_mangle]
+pub extern "C" fn luanet_result_name(result: luanet_result) -> *const c_char {
+    let name: &CStr = match result {
+        luanet_result::LUANET_OK => c"LUANET_OK",
+        luanet_result::LUANET_EMPTY => c"LUANET_EMPTY",
+        luanet_result::LUANET_TIMEOUT => c"LUANET_TIMEOUT",
+        luanet_result::LUANET_CLOSED => c"LUANET_CLOSED",
+        luanet_result::LUANET_ERR_ARGUMENT => c"LUANET_ERR_ARGUMENT",
+        luanet_result::LUANET_ERR_NETWORK => c"LUANET_ERR_NETWORK",
+        luanet_result::LUANET_ERR_PANIC => c"LUANET_ERR_PANIC",
+    };
+    name.as_ptr()
+}
+
+/// Borrows a NUL-terminated UTF-8 argument.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string valid for the call.
+pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, luanet_result> {
+    if ptr.is_null() {
+        return Err(fail(luanet_result::LUANET_ERR_ARGUMENT, format!("{what} is NULL")));
+    }
+    // SAFETY: checked non-NULL; the caller promises NUL termination.
+    unsafe { CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|_| fail(luanet_result::LUANET_ERR_ARGUMENT, format!("{what} is not valid UTF-8")))
+}
+
+/// Borrows `len` bytes; NULL is allowed when `len` is 0.
+///
+/// # Safety
+/// `ptr` is NULL or points to `len` readable bytes valid for the call.
+pub(crate) unsafe fn bytes_arg<'a>(
+    ptr: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], luanet_result> {
+    match (ptr.is_null(), len) {
+        (true, 0) => Ok(&[]),
+        (true, _) => Err(fail(luanet_result::LUANET_ERR_ARGUMENT, format!("{what} is NULL"))),
+        // SAFETY: the caller promises `len` readable bytes.
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts(ptr, len) }),
+    }
+}
+
+/// Checks an out-parameter before any work is done.
+pub(crate) fn out_arg<T>(out: *mut *mut T) -> Result<(), luanet_result> {
+    if out.is_null() {
+        Err(fail(luanet_result::LUANET_ERR_ARGUMENT, "the out-parameter is NULL"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A timeout in milliseconds where 0 means none.
+pub(crate) fn timeout_arg(ms: u32) -> Option<std::time::Duration> {
+    (ms > 0).then(|| std::time::Duration::from_millis(u64::from(ms)))
+}
