@@ -2,14 +2,14 @@
 # Builds one flavour of the library with cargo and copies it to DEST.
 # Usage: build-library.sh FLAVOUR DEST CARGO_TARGET_DIR
 #   FLAVOUR c                                  the Lua-free C library (libluanet.so)
-#   FLAVOUR lua51|lua52|lua53|lua54|luajit     the Lua module for that ABI (net.so)
+#   FLAVOUR lua51|lua52|lua53|lua54|lua55|luajit  the Lua module for that ABI (net.so)
 # Every flavour shares one target dir (dependencies compile once) but writes
 # the same artefact, so build-and-copy runs under one lock.
 set -eu
 flavour=$1 dest=$2 target=$3
 case $flavour in
     c) features="" ;;
-    lua51|lua52|lua53|lua54|luajit) features=$flavour ;;
+    lua51|lua52|lua53|lua54|lua55|luajit) features=$flavour ;;
     *) echo "build-library.sh: unknown flavour '$flavour'" >&2; exit 2 ;;
 esac
 mkdir -p "$target" "$(dirname "$dest")"

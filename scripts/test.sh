@@ -9,7 +9,9 @@ scripts/setup.sh
 
 echo "== lints"
 cargo fmt --all -- --check
-cargo clippy --release --quiet -- -D warnings
+cargo fmt --manifest-path tools/lua55/Cargo.toml -- --check
+cargo clippy --release --quiet -- -D warnings                        # the Lua 5.4 module
+cargo clippy --release --quiet --no-default-features -- -D warnings  # the C library
 
 echo "== build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null

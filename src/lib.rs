@@ -11,6 +11,7 @@
 #[cfg(all(
     feature = "lua",
     not(any(
+        feature = "lua55",
         feature = "lua54",
         feature = "lua53",
         feature = "lua52",
@@ -19,10 +20,20 @@
     ))
 ))]
 compile_error!(
-    "the Lua module needs one Lua ABI: --features lua54 | lua53 | lua52 | lua51 | luajit"
+    "the Lua module needs one Lua ABI: --features lua54 | lua55 | lua53 | lua52 | lua51 | luajit"
 );
 
 #[cfg(any(
+    all(
+        feature = "lua55",
+        any(
+            feature = "lua54",
+            feature = "lua53",
+            feature = "lua52",
+            feature = "lua51",
+            feature = "luajit"
+        )
+    ),
     all(
         feature = "lua54",
         any(feature = "lua53", feature = "lua52", feature = "lua51", feature = "luajit")
