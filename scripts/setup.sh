@@ -14,6 +14,7 @@ need_cmd cmake cmake
 need_cmd pkg-config pkg-config
 need_cmd flock util-linux
 need_cmd git git
+need_cmd openssl openssl
 for version in 5.1 5.2 5.3 5.4; do need_cmd lua$version lua$version; done
 need_cmd luajit luajit
 need_cmd tinyproxy tinyproxy-bin

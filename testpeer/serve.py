@@ -40,6 +40,8 @@ waits until every listener accepts connections, then runs CMD with those
 variables plus
 
     SSL_CERT_FILE            PEM file of CA #1
+    LUANET_CA_DIR            CA #1 as a hashed directory (for SSL_CERT_DIR)
+    LUANET_OTHER_CA_FILE     PEM file of CA #2
     LUANET_CLOSED_PORT       a TCP port on 127.0.0.1 where nothing listens
 
 stops the servers and exits with CMD's exit code (128+N if CMD was killed
@@ -115,6 +117,7 @@ import ssl
 import pwd
 import shutil
 import sys
+import subprocess
 import tempfile
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
@@ -779,6 +782,13 @@ async def run(argv: list[str]) -> int:
         other_ca = trustme.CA()
         ca_path = os.path.join(tmp, "ca.pem")
         ca.cert_pem.write_to_path(ca_path)
+        other_ca_path = os.path.join(tmp, "other-ca.pem")
+        other_ca.cert_pem.write_to_path(other_ca_path)
+        # CA #1 as an OpenSSL hashed directory, for SSL_CERT_DIR.
+        ca_dir = os.path.join(tmp, "ca-dir")
+        os.mkdir(ca_dir)
+        shutil.copy(ca_path, ca_dir)
+        subprocess.run(["openssl", "rehash", ca_dir], check=True)
 
         certs = {
             "good": ca.issue_cert("localhost", "127.0.0.1", "::1"),
@@ -841,6 +851,8 @@ async def run(argv: list[str]) -> int:
                 "LUANET_HTTPS_WRONG_CA": f"https://localhost:{wrong_ca_port}",
                 "LUANET_HTTPS_WRONG_HOST": f"https://localhost:{wrong_host_port}",
                 "SSL_CERT_FILE": ca_path,
+                "LUANET_CA_DIR": ca_dir,
+                "LUANET_OTHER_CA_FILE": other_ca_path,
                 "LUANET_CLOSED_PORT": str(closed),
                 "LUANET_PROXY": f"http://127.0.0.1:{proxy.port}",
                 "LUANET_WS": f"ws://127.0.0.1:{ws4_port}",

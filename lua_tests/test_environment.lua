@@ -1,17 +1,20 @@
--- Proxy tests for luanet: the standard environment variables (http_proxy,
--- https_proxy, no_proxy), which libcurl reads itself on every request, are
--- honoured through a real proxy (the test peer's tinyproxy, LUANET_PROXY).
+-- The environment variables luanet honours, each through what it controls:
+-- - proxies (http_proxy, https_proxy, no_proxy; libcurl reads them on every
+--   request) through a real proxy, the test peer's tinyproxy (LUANET_PROXY);
+-- - the trust store (OpenSSL's SSL_CERT_FILE and SSL_CERT_DIR) for HTTPS and
+--   WSS, against the peer's servers whose CA only those variables name.
 --
 -- Run inside the local test peer:
 --
 --   python testpeer/serve.py -- env LUA_CPATH="/dir/with/?.so;;" \
---       lua5.4 lua_tests/runner.lua lua_tests/test_proxy.lua
+--       lua5.4 lua_tests/runner.lua lua_tests/test_environment.lua
 --
 -- Code for Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT alike.
 --
 -- A Lua process cannot change its own environment, so every case runs a
 -- child interpreter (the one running these tests) under `env`, with the
--- proxy variables set as the case needs and all others removed. The child
+-- variables set (or removed) as the case needs and every proxy variable it
+-- does not set removed. The child
 -- makes its requests and prints their results as a Lua chunk between two
 -- marker lines; the shell then prints the child's exit status. The whole
 -- output is checked, so a crash or a stray message in the child fails.
@@ -27,7 +30,10 @@ local HTTPS = env("LUANET_HTTPS")
 local HTTPS_WRONG_CA = env("LUANET_HTTPS_WRONG_CA")
 local PROXY = env("LUANET_PROXY")
 local CLOSED_PORT = env("LUANET_CLOSED_PORT")
-env("SSL_CERT_FILE") -- the children inherit it: TLS through the tunnel is verified
+local WSS = env("LUANET_WSS")
+local CA_FILE = env("SSL_CERT_FILE") -- children inherit it unless a case removes it
+local CA_DIR = env("LUANET_CA_DIR")
+local OTHER_CA_FILE = env("LUANET_OTHER_CA_FILE")
 local DEAD_PROXY = "http://127.0.0.1:" .. CLOSED_PORT
 
 local net = require("net")
@@ -66,6 +72,10 @@ local out = { "return {\n" }
 for _, r in ipairs(requests) do
   if r[1] == "get" then
     out[#out + 1] = record(net_http_get(r[2], r[3]))
+  elseif r[1] == "ws" then
+    local ws, err = ws_connect(r[2], r[3])
+    out[#out + 1] = record(ws and tostring(ws), err)
+    if ws then ws:close() end
   else
     out[#out + 1] = record(net_http_post(r[2], r[3], r[4], r[5]))
   end
@@ -87,12 +97,19 @@ local function literal(requests)
 end
 
 -- Runs the requests in a child whose environment has exactly the proxy
--- variables in vars (a list of {name, value}); returns one packed result
--- (as T.pack) per request.
+-- variables in vars (a list of {name, value}; a value of false removes the
+-- variable, for the trust store's); returns one packed result (as T.pack)
+-- per request.
 local function child(vars, requests)
   local words = { "env" }
   for _, name in ipairs(PROXY_VARIABLES) do words[#words + 1] = "-u " .. name end
-  for _, kv in ipairs(vars) do words[#words + 1] = shquote(kv[1] .. "=" .. kv[2]) end
+  -- env takes every -u before the first assignment.
+  for _, kv in ipairs(vars) do
+    if kv[2] == false then words[#words + 1] = "-u " .. kv[1] end
+  end
+  for _, kv in ipairs(vars) do
+    if kv[2] ~= false then words[#words + 1] = shquote(kv[1] .. "=" .. kv[2]) end
+  end
   local cpath = os.getenv("LUA_CPATH")
   if cpath then words[#words + 1] = shquote("LUA_CPATH=" .. cpath) end
   words[#words + 1] = LUA
@@ -114,6 +131,7 @@ local function child(vars, requests)
 end
 
 local function get(url) return { "get", url, TIMEOUT } end
+local function ws(url) return { "ws", url, TIMEOUT } end
 local function post(url, ctype, body) return { "post", url, ctype, body, TIMEOUT } end
 
 -- An /inspect response: 200, GET or POST of /inspect from luanet; returns
@@ -225,4 +243,37 @@ end)
 test("unresolvable proxy host: a readable message", function()
   local r = child({ { "http_proxy", "http://proxy.invalid:3128" } }, { get(HTTP .. "/inspect") })
   check_fail(r[1], "could not resolve proxy host 'proxy.invalid'", "exact", "GET")
+end)
+
+-- The trust store ----------------------------------------------------------------
+
+test("SSL_CERT_DIR alone is enough to trust a private CA (https and wss)", function()
+  local r = child({ { "SSL_CERT_FILE", false }, { "SSL_CERT_DIR", CA_DIR } },
+    { get(HTTPS .. "/status/200"), ws(WSS .. "/echo") })
+  check_ok(r[1], 200, "status 200", "https with SSL_CERT_DIR")
+  eq(r[2].n, 2, "ws_connect: number of results")
+  eq(r[2][1], "websocket(open)", "wss with SSL_CERT_DIR")
+  eq(r[2][2], nil, "wss with SSL_CERT_DIR: no error")
+end)
+
+test("SSL_CERT_FILE alone is enough to trust a private CA (https and wss)", function()
+  local r = child({ { "SSL_CERT_FILE", CA_FILE }, { "SSL_CERT_DIR", false } },
+    { get(HTTPS .. "/status/200"), ws(WSS .. "/echo") })
+  check_ok(r[1], 200, "status 200", "https with SSL_CERT_FILE")
+  eq(r[2][1], "websocket(open)", "wss with SSL_CERT_FILE")
+end)
+
+test("without them the system store does not trust the test CA", function()
+  local r = child({ { "SSL_CERT_FILE", false }, { "SSL_CERT_DIR", false } },
+    { get(HTTPS .. "/status/200"), ws(WSS .. "/echo") })
+  check_fail(r[1], "TLS: certificate verify failed", "prefix", "https with the system store")
+  eq(r[2][1], nil, "wss with the system store: no socket")
+  starts(r[2][2], "TLS: certificate verify failed", "wss with the system store: error")
+end)
+
+test("SSL_CERT_FILE naming another CA: its servers are trusted, CA #1's are not", function()
+  local r = child({ { "SSL_CERT_FILE", OTHER_CA_FILE }, { "SSL_CERT_DIR", false } },
+    { get(HTTPS .. "/status/200"), get(HTTPS_WRONG_CA .. "/status/200") })
+  check_fail(r[1], "TLS: certificate verify failed", "prefix", "server of CA #1 with only CA #2 trusted")
+  check_ok(r[2], 200, "status 200", "server of CA #2 with CA #2 trusted")
 end)
