@@ -72,11 +72,36 @@ pub(crate) struct Collector {
     body: Vec<u8>,
 }
 
+/// The most a `Content-Length` may make us reserve up front; a larger body
+/// still arrives, it just grows as it comes.
+const MAX_RESERVE: usize = 256 << 20;
+
 impl Handler for Collector {
     fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
         self.body.extend_from_slice(data);
         Ok(data.len())
     }
+
+    /// Reserves the announced body size at once: no reallocation while a
+    /// large body arrives, and no doubled capacity at its peak.
+    fn header(&mut self, line: &[u8]) -> bool {
+        if let Some(length) = content_length(line) {
+            if length <= MAX_RESERVE {
+                self.body.reserve_exact(length.saturating_sub(self.body.len()));
+            }
+        }
+        true
+    }
+}
+
+/// The value of a `Content-Length` header line (any case, as HTTP/2 sends
+/// it lower-case).
+fn content_length(line: &[u8]) -> Option<usize> {
+    let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
+    if !name.eq_ignore_ascii_case(b"content-length") {
+        return None;
+    }
+    std::str::from_utf8(&value[1..]).ok()?.trim().parse().ok()
 }
 
 fn configure(

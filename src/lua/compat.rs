@@ -45,23 +45,6 @@ pub(crate) unsafe fn to_bytes<'a>(L: *mut lua_State, idx: c_int) -> &'a [u8] {
     unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }
 }
 
-/// Whether the value at `idx` is a full userdata with the metatable
-/// registered under `name`.
-///
-/// # Safety
-/// `L` is a valid state with room for two more slots.
-pub(crate) unsafe fn has_metatable(L: *mut lua_State, idx: c_int, name: &CStr) -> bool {
-    unsafe {
-        if lua_type(L, idx) != LUA_TUSERDATA || lua_getmetatable(L, idx) == 0 {
-            return false;
-        }
-        luaL_getmetatable(L, name.as_ptr());
-        let same = lua_rawequal(L, -1, -2) != 0;
-        lua_pop(L, 2);
-        same
-    }
-}
-
 /// The value at `idx` as text for a message, as `tostring` shows it; the
 /// text is pushed on the stack.
 ///

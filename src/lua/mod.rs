@@ -72,17 +72,20 @@ unsafe fn open_module(L: *mut lua_State) -> Result<c_int, String> {
 }
 
 /// Creates the `net_ws` metatable once per state (a second `luaopen_net`
-/// reuses it): `__index` holds the methods.
+/// reuses it): `__index` holds the methods. Methods and metamethods are
+/// closures over the metatable, which is how they recognise their `self`.
 unsafe fn register_ws_metatable(L: *mut lua_State) {
     unsafe {
         if luaL_newmetatable(L, ws::METATABLE.as_ptr()) != 0 {
             for (name, function) in ws::METAMETHODS {
-                lua_pushcclosure(L, *function, 0);
+                lua_pushvalue(L, -1);
+                lua_pushcclosure(L, *function, 1);
                 lua_setfield(L, -2, name.as_ptr());
             }
             lua_createtable(L, 0, ws::METHODS.len() as c_int);
             for (name, function) in ws::METHODS {
-                lua_pushcclosure(L, *function, 0);
+                lua_pushvalue(L, -2);
+                lua_pushcclosure(L, *function, 1);
                 lua_setfield(L, -2, name.as_ptr());
             }
             lua_setfield(L, -2, c"__index".as_ptr());

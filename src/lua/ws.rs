@@ -31,7 +31,8 @@ lua_function!(error_method => error);
 lua_function!(gc_metamethod => gc);
 lua_function!(tostring_metamethod => tostring);
 
-/// Methods of `net_ws`, reached through `__index`.
+/// Methods of `net_ws`, reached through `__index`; each is a closure over
+/// the metatable (upvalue 1).
 pub(crate) const METHODS: &[(&CStr, lua_CFunction)] = &[
     (c"send_text", send_text_method),
     (c"send_binary", send_binary_method),
@@ -71,9 +72,23 @@ unsafe fn connect(L: *mut lua_State) -> Result<c_int, String> {
     }
 }
 
+/// Whether stack index 1 is a `net_ws` userdata. Every method and
+/// metamethod holds the metatable as upvalue 1, so the check is a pointer
+/// comparison: `poll` is called every frame.
+unsafe fn is_socket(L: *mut lua_State) -> bool {
+    unsafe {
+        if lua_type(L, 1) != LUA_TUSERDATA || lua_getmetatable(L, 1) == 0 {
+            return false;
+        }
+        let same = lua_rawequal(L, -1, lua_upvalueindex(1)) != 0;
+        lua_pop(L, 1);
+        same
+    }
+}
+
 /// The socket behind `self` (stack index 1).
 unsafe fn this<'a>(L: *mut lua_State, callee: &Callee) -> Result<&'a Socket, String> {
-    if !unsafe { has_metatable(L, 1, METATABLE) } {
+    if !unsafe { is_socket(L) } {
         return Err(unsafe { callee.type_error(L, 1, "net_ws") });
     }
     // SAFETY: a userdata with our metatable was made by `connect`.
@@ -232,7 +247,7 @@ unsafe fn close(L: *mut lua_State) -> Result<c_int, String> {
 }
 
 unsafe fn gc(L: *mut lua_State) -> Result<c_int, String> {
-    if unsafe { has_metatable(L, 1, METATABLE) } {
+    if unsafe { is_socket(L) } {
         // SAFETY: made by `connect`; taking the socket makes a second __gc
         // (after resurrection) harmless.
         let userdata = unsafe { &mut *lua_touserdata(L, 1).cast::<Userdata>() };
