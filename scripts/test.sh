@@ -25,4 +25,7 @@ fi
 echo "== tests"
 ctest --test-dir build --output-on-failure -j 2
 
+echo "== benchmarks, smoke mode (tiny counts, so the harness cannot rot)"
+scripts/bench.sh --smoke --out build/bench-smoke
+
 echo "test.sh: all passed in $(( $(date +%s) - started )) s"

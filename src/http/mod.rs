@@ -127,7 +127,16 @@ fn configure(
         headers.append("Expect:")?;
         easy.http_headers(headers)?;
         easy.post(true)?;
-        easy.post_fields_copy(body)?;
+        easy.post_field_size(body.len() as u64)?;
+        // The body is borrowed, not copied: `perform` sends it before it
+        // returns, and the handle is reset before any other use.
+        // SAFETY: a valid handle; `body` outlives the transfer.
+        let code = unsafe {
+            curl_sys::curl_easy_setopt(easy.raw(), curl_sys::CURLOPT_POSTFIELDS, body.as_ptr())
+        };
+        if code != curl_sys::CURLE_OK {
+            return Err(curl::Error::new(code));
+        }
     }
     Ok(())
 }

@@ -12,6 +12,10 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::WebSocket;
 
 use super::{error, MAX_MESSAGE_SIZE};
+
+/// Bytes read from a socket at a time: large enough for streams of small
+/// messages to cost few reads, small enough for 10,000 idle sockets.
+const READ_BUFFER_SIZE: usize = 32 << 10;
 use crate::endpoint::Endpoint;
 use crate::http::tunnel::Tunnel;
 use crate::http::DEFAULT_IDLE_TIMEOUT;
@@ -31,7 +35,10 @@ pub(super) fn open(url: &str, budget: Option<Duration>) -> Result<WebSocket<Tunn
     request.headers_mut().insert(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_SIZE))
-        .max_frame_size(Some(MAX_MESSAGE_SIZE));
+        .max_frame_size(Some(MAX_MESSAGE_SIZE))
+        // tungstenite's default read buffer is 128 KiB per socket, allocated
+        // up front: most of an idle socket's memory.
+        .read_buffer_size(READ_BUFFER_SIZE);
     let mut attempt = client_with_config(request, tunnel, Some(config));
     loop {
         match attempt {

@@ -268,8 +268,15 @@ impl Connection {
                 Ok(Message::Text(text)) => batch.push((text.into(), true)),
                 Ok(Message::Binary(data)) => batch.push((data, false)),
                 Ok(Message::Close(_)) => {
-                    // tungstenite queued the answer; wait for the peer to hang up.
-                    self.closing_deadline.get_or_insert_with(|| Instant::now() + CLOSE_TIMEOUT);
+                    // Either the answer to our close frame, or the peer's
+                    // close, whose answer tungstenite has queued. Once that
+                    // answer is written the closing handshake is complete:
+                    // release now rather than wait for the peer to hang up
+                    // (over TLS it may wait for us first).
+                    self.flush();
+                    self.ended.get_or_insert(None);
+                    drained = true;
+                    break;
                 }
                 Ok(_) => {} // ping (answered by tungstenite), pong, raw frame
                 Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {

@@ -29,26 +29,34 @@ pub enum Polled {
 }
 
 /// Incoming messages and the phase of one socket.
+///
+/// Two queues keep the threads off each other's lock: the I/O thread
+/// appends to `shared.arrived`; the reader takes from `taken`, and only when
+/// `taken` runs dry swaps in everything that arrived, in one step.
 #[derive(Default)]
 pub struct Inbox {
     phase: AtomicU8,
+    /// Messages in both queues; read without a lock by `poll`.
     queued: AtomicUsize,
-    state: Mutex<State>,
+    taken: Mutex<VecDeque<(Bytes, bool)>>,
+    shared: Mutex<Shared>,
     changed: Condvar,
 }
 
 #[derive(Default)]
-struct State {
-    messages: VecDeque<(Bytes, bool)>,
+struct Shared {
+    arrived: VecDeque<(Bytes, bool)>,
     released: bool,
     error: Option<String>,
+    /// Threads waiting on `changed`: no wake-up system call without one.
+    waiters: usize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Inbox {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// True until the script closes the socket or the connection ends.
     pub fn is_open(&self) -> bool {
         self.phase.load(Ordering::Acquire) == OPEN
@@ -59,41 +67,49 @@ impl Inbox {
         if self.queued.load(Ordering::Acquire) == 0 && self.is_open() {
             return Polled::Empty;
         }
-        let mut state = self.lock();
-        self.take(&mut state)
+        let mut taken = lock(&self.taken);
+        if taken.is_empty() {
+            std::mem::swap(&mut *taken, &mut lock(&self.shared).arrived);
+        }
+        match taken.pop_front() {
+            Some((data, is_text)) => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                Polled::Message(data, is_text)
+            }
+            None if self.is_open() => Polled::Empty,
+            None => Polled::Closed,
+        }
     }
 
     /// The next message, waiting up to `timeout` (forever when `None`).
     pub fn recv(&self, timeout: Option<Duration>) -> Polled {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut state = self.lock();
         loop {
-            match self.take(&mut state) {
+            match self.poll() {
                 Polled::Empty => {}
                 found => return found,
             }
-            state = match deadline {
-                None => self.changed.wait(state).unwrap_or_else(|p| p.into_inner()),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Polled::Empty;
-                    }
-                    self.changed.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0
+            let shared = lock(&self.shared);
+            // Checked under the lock that `deliver` and `release` take, so
+            // no wake-up is missed between the poll above and the wait.
+            if shared.arrived.is_empty() && !shared.released && self.is_open() {
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                if left.is_some_and(|left| left.is_zero()) {
+                    return Polled::Empty;
                 }
-            };
+                self.wait(shared, left);
+            }
         }
     }
 
-    fn take(&self, state: &mut State) -> Polled {
-        if let Some((data, is_text)) = state.messages.pop_front() {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            Polled::Message(data, is_text)
-        } else if self.is_open() {
-            Polled::Empty
-        } else {
-            Polled::Closed
-        }
+    /// Waits on `changed` once, at most `timeout`.
+    fn wait(&self, mut shared: MutexGuard<'_, Shared>, timeout: Option<Duration>) {
+        shared.waiters += 1;
+        let mut shared = match timeout {
+            None => self.changed.wait(shared).unwrap_or_else(|p| p.into_inner()),
+            Some(t) => self.changed.wait_timeout(shared, t).unwrap_or_else(|p| p.into_inner()).0,
+        };
+        shared.waiters -= 1;
     }
 
     /// Marks the socket closing; true for the caller that did it first.
@@ -105,40 +121,43 @@ impl Inbox {
     /// `timeout`.
     pub fn wait_closed(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        let mut state = self.lock();
-        while !state.released {
+        loop {
+            let shared = lock(&self.shared);
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if shared.released || left.is_zero() {
                 return;
             }
-            state = self.changed.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+            self.wait(shared, Some(left));
         }
     }
 
     /// Why the connection ended, if it was not a clean close.
     pub fn close_error(&self) -> Option<String> {
-        self.lock().error.clone()
+        lock(&self.shared).error.clone()
     }
 
     /// I/O thread: queues complete messages.
     pub(super) fn deliver(&self, batch: Vec<(Bytes, bool)>) {
         let count = batch.len();
-        let mut state = self.lock();
-        state.messages.extend(batch);
+        let mut shared = lock(&self.shared);
+        shared.arrived.extend(batch);
         self.queued.fetch_add(count, Ordering::AcqRel);
-        drop(state);
-        self.changed.notify_all();
+        let waiting = shared.waiters > 0;
+        drop(shared);
+        if waiting {
+            self.changed.notify_all();
+        }
     }
 
     /// I/O thread: the connection is gone; messages already queued stay.
     pub(super) fn release(&self, error: Option<String>) {
-        let mut state = self.lock();
-        state.released = true;
-        if state.error.is_none() {
-            state.error = error;
+        let mut shared = lock(&self.shared);
+        shared.released = true;
+        if shared.error.is_none() {
+            shared.error = error;
         }
         self.phase.store(CLOSED, Ordering::Release);
-        drop(state);
+        drop(shared);
         self.changed.notify_all();
     }
 }

@@ -1,0 +1,187 @@
+/*
+ * curl_client: the raw-libcurl peer of the luanet benchmarks.
+ *
+ * luanet's HTTP side is libcurl underneath, so the fastest any binding can
+ * be is libcurl driven directly from C: no Lua, no C ABI, no pool. This
+ * client is that physical limit. It does what a library does for its caller
+ * (one reused easy handle, so connections are kept alive; each response body
+ * collected into memory; the status checked) and nothing more.
+ *
+ * It links the distribution's libcurl (luanet vendors its own, newer one):
+ *
+ *   cc -O2 -Wall -Wextra -Werror curl_client.c $(curl-config --cflags --libs)
+ *
+ * Usage:
+ *   curl_client get URL COUNT         COUNT sequential GETs, each must be 200
+ *                                     prints: ok ops=COUNT bytes=TOTAL
+ *   curl_client post URL COUNT SIZE   COUNT POSTs of a SIZE-byte body
+ *                                     (application/octet-stream, no
+ *                                     Expect: 100-continue), each must be 200
+ *                                     prints: ok ops=COUNT
+ *   curl_client download URL [COUNT]  one GET (COUNT 1, the default; 0 makes none), body in memory
+ *                                     prints: ok ops=1 bytes=N
+ *
+ * It does not time itself: the caller times the process, and subtracts a run
+ * with COUNT=0 to remove start-up. Any error or unexpected status ends it
+ * with a message on stderr and a non-zero exit status.
+ */
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A response body, grown as data arrives; reset (not freed) per request. */
+struct body {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+static void fail(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("curl_client: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+static void usage(void)
+{
+    fputs("usage: curl_client get URL COUNT\n"
+          "       curl_client post URL COUNT SIZE\n"
+          "       curl_client download URL [COUNT]\n",
+          stderr);
+    exit(2);
+}
+
+static long long number(const char *text)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || n < 0)
+        fail("not a count or size: '%s'", text);
+    return n;
+}
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct body *b = userdata;
+    size_t n = size * nmemb;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 16384;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *data = realloc(b->data, cap);
+        if (!data)
+            return 0; /* makes libcurl fail the transfer with CURLE_WRITE_ERROR */
+        b->data = data;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    return n;
+}
+
+static CURL *new_handle(const char *url, struct body *b)
+{
+    CURL *h = curl_easy_init();
+    if (!h)
+        fail("curl_easy_init failed");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+    return h;
+}
+
+/* One transfer on the handle as configured; the status must be 200. */
+static void perform(CURL *h, struct body *b, long long i)
+{
+    b->len = 0;
+    CURLcode rc = curl_easy_perform(h);
+    if (rc != CURLE_OK)
+        fail("request #%lld: %s", i + 1, curl_easy_strerror(rc));
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200)
+        fail("request #%lld: status %ld, expected 200", i + 1, status);
+}
+
+static void get(const char *url, long long count)
+{
+    struct body b = {0};
+    CURL *h = new_handle(url, &b);
+    unsigned long long total = 0;
+    for (long long i = 0; i < count; i++) {
+        perform(h, &b, i);
+        total += b.len;
+    }
+    curl_easy_cleanup(h);
+    free(b.data);
+    printf("ok ops=%lld bytes=%llu\n", count, total);
+}
+
+static void post(const char *url, long long count, long long size)
+{
+    char *payload = malloc(size ? (size_t)size : 1);
+    if (!payload)
+        fail("out of memory for a %lld-byte body", size);
+    for (long long i = 0; i < size; i++)
+        payload[i] = (char)('a' + i % 26);
+
+    struct body b = {0};
+    CURL *h = new_handle(url, &b);
+    struct curl_slist *headers = NULL;
+    headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+    headers = curl_slist_append(headers, "Expect:");
+    if (!headers)
+        fail("curl_slist_append failed");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+    for (long long i = 0; i < count; i++)
+        perform(h, &b, i);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(headers);
+    free(b.data);
+    free(payload);
+    printf("ok ops=%lld\n", count);
+}
+
+/* COUNT is 1, or 0 for the baseline run that only starts up. */
+static void download(const char *url, long long count)
+{
+    struct body b = {0};
+    CURL *h = new_handle(url, &b);
+    if (count > 0)
+        perform(h, &b, 0);
+    curl_easy_cleanup(h);
+    printf("ok ops=%lld bytes=%zu\n", count > 0 ? 1LL : 0LL, b.len);
+    free(b.data);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3)
+        usage();
+    if (curl_global_init(CURL_GLOBAL_ALL) != 0)
+        fail("curl_global_init failed");
+    const char *mode = argv[1], *url = argv[2];
+    if (strcmp(mode, "get") == 0 && argc == 4)
+        get(url, number(argv[3]));
+    else if (strcmp(mode, "post") == 0 && argc == 5)
+        post(url, number(argv[3]), number(argv[4]));
+    else if (strcmp(mode, "download") == 0 && (argc == 3 || argc == 4))
+        download(url, argc == 4 ? number(argv[3]) : 1);
+    else
+        usage();
+    curl_global_cleanup();
+    return 0;
+}
