@@ -7,8 +7,9 @@
 //! - The thread only ever runs library code, which stays mapped for the
 //!   life of the process (see `crate::lifetime`), so a host may `lua_close`
 //!   and `dlclose` with sockets still closing.
-//! - Scripts talk to it through commands (send, close) and read what it
-//!   produced from each socket's [`Inbox`]; no Lua value ever gets here.
+//! - Scripts read what it produced from each socket's [`Inbox`], and send
+//!   by writing to the socket themselves (see [`Wire`]); registering and
+//!   closing go through commands. No Lua value ever gets here.
 
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
@@ -29,13 +30,25 @@ use crate::http::tunnel::Tunnel;
 /// Identifies a socket to the I/O thread (its mio token).
 pub(super) type SocketId = usize;
 
+/// One connection, shared by the I/O thread (which reads it) and the
+/// script's thread (which writes to it directly, without waking the I/O
+/// thread: a send never waits for more than one read burst). Writes never
+/// block; what the socket cannot take yet stays in tungstenite's buffer and
+/// the I/O thread flushes it when the socket becomes writable. `None` once
+/// the I/O thread has released the connection.
+pub(super) type Wire = Arc<Mutex<Option<WebSocket<Tunnel>>>>;
+
+/// Locks a wire, whatever a panicking holder left.
+pub(super) fn lock(wire: &Wire) -> MutexGuard<'_, Option<WebSocket<Tunnel>>> {
+    wire.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 const WAKE: Token = Token(0);
 /// Messages read from one socket before the others get a turn.
 const READ_BURST: usize = 256;
 
 enum Command {
-    Register(SocketId, Box<WebSocket<Tunnel>>, Arc<Inbox>),
-    Send(SocketId, Outgoing),
+    Register(SocketId, Wire, Arc<Inbox>),
     Close(SocketId, u16),
 }
 
@@ -61,20 +74,35 @@ fn engine() -> MutexGuard<'static, Option<Handle>> {
 pub(super) fn register(
     websocket: WebSocket<Tunnel>,
     inbox: Arc<Inbox>,
-) -> Result<SocketId, String> {
+) -> Result<(SocketId, Wire), String> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let wire: Wire = Arc::new(Mutex::new(Some(websocket)));
     let mut engine = engine();
     if engine.is_none() {
         *engine = Some(start().map_err(|e| format!("could not start the I/O thread: {e}"))?);
     }
     let handle = engine.as_ref().expect("started above");
-    submit(handle, Command::Register(id, Box::new(websocket), inbox));
-    Ok(id)
+    submit(handle, Command::Register(id, Arc::clone(&wire), inbox));
+    Ok((id, wire))
 }
 
-/// Queues a message; false when the socket's thread is gone.
-pub(super) fn send(id: SocketId, message: Outgoing) -> bool {
-    engine().as_ref().is_some_and(|handle| submit(handle, Command::Send(id, message)))
+/// Writes a message from the script's thread. Err when the connection is
+/// gone or failed (the I/O thread then reports why on the inbox).
+pub(super) fn send(wire: &Wire, message: Outgoing) -> Result<(), String> {
+    let message = match message {
+        Outgoing::Text(text) => Message::text(text),
+        Outgoing::Binary(data) => Message::binary(data),
+    };
+    let mut guard = lock(wire);
+    let websocket = guard.as_mut().ok_or("the WebSocket is closed")?;
+    match websocket.write(message).and_then(|()| websocket.flush()) {
+        Ok(()) => Ok(()),
+        Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => Ok(()),
+        Err(Error::ConnectionClosed | Error::AlreadyClosed | Error::Protocol(_)) => {
+            Err("the WebSocket is closed".to_owned())
+        }
+        Err(e) => Err(error::describe(&e)),
+    }
 }
 
 /// Starts the closing handshake of a socket.
@@ -163,8 +191,10 @@ impl IoThread {
 
     fn apply(&mut self, command: Command) {
         match command {
-            Command::Register(id, websocket, inbox) => {
-                let fd = websocket.get_ref().fd();
+            Command::Register(id, wire, inbox) => {
+                let Some(fd) = lock(&wire).as_ref().map(|ws| ws.get_ref().fd()) else {
+                    return;
+                };
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 if let Err(e) =
                     self.poll.registry().register(&mut SourceFd(&fd), Token(id), interest)
@@ -173,16 +203,11 @@ impl IoThread {
                     return;
                 }
                 let connection =
-                    Connection { websocket, inbox, closing_deadline: None, ended: None };
+                    Connection { wire, fd, inbox, closing_deadline: None, ended: None };
                 self.connections.insert(id, connection);
                 // Frames may have arrived with the upgrade answer, already
                 // buffered where epoll cannot see them.
                 self.pump(id);
-            }
-            Command::Send(id, message) => {
-                if let Some(connection) = self.connections.get_mut(&id) {
-                    connection.send(message);
-                }
             }
             Command::Close(id, code) => {
                 if let Some(connection) = self.connections.get_mut(&id) {
@@ -212,11 +237,10 @@ impl IoThread {
         for id in finished {
             if let Some(connection) = self.connections.remove(&id) {
                 self.unfinished.remove(&id);
-                let fd = connection.websocket.get_ref().fd();
-                let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+                let _ = self.poll.registry().deregister(&mut SourceFd(&connection.fd));
                 let error = connection.ended.flatten();
                 // Closes the socket (libcurl handle) before telling the script.
-                drop(connection.websocket);
+                drop(lock(&connection.wire).take());
                 connection.inbox.release(error);
             }
         }
@@ -245,10 +269,11 @@ impl IoThread {
 }
 
 struct Connection {
-    websocket: Box<WebSocket<Tunnel>>,
+    wire: Wire,
+    fd: std::os::fd::RawFd,
     inbox: Arc<Inbox>,
-    /// Set once a close frame was sent or received: past it, the connection
-    /// is released whether or not the peer finished the handshake.
+    /// Set once a close frame was sent: past it, the connection is released
+    /// whether or not the peer answered.
     closing_deadline: Option<Instant>,
     /// `Some(error)` once the connection is over (`Some(None)`: cleanly).
     ended: Option<Option<String>>,
@@ -261,10 +286,13 @@ impl Connection {
         if self.ended.is_some() {
             return true;
         }
+        let wire = Arc::clone(&self.wire);
+        let mut guard = lock(&wire);
+        let Some(websocket) = guard.as_mut() else { return true };
         let mut batch = Vec::new();
         let mut drained = false;
         while batch.len() < READ_BURST {
-            match self.websocket.read() {
+            match websocket.read() {
                 Ok(Message::Text(text)) => batch.push((text.into(), true)),
                 Ok(Message::Binary(data)) => batch.push((data, false)),
                 Ok(Message::Close(_)) => {
@@ -273,7 +301,7 @@ impl Connection {
                     // answer is written the closing handshake is complete:
                     // release now rather than wait for the peer to hang up
                     // (over TLS it may wait for us first).
-                    self.flush();
+                    let _ = websocket.flush();
                     self.ended.get_or_insert(None);
                     drained = true;
                     break;
@@ -284,7 +312,7 @@ impl Connection {
                     break;
                 }
                 Err(e) => {
-                    self.end(e);
+                    self.end(websocket, e);
                     drained = true;
                     break;
                 }
@@ -293,20 +321,8 @@ impl Connection {
         if !batch.is_empty() {
             self.inbox.deliver(batch);
         }
-        self.flush();
+        self.flush(websocket);
         drained
-    }
-
-    fn send(&mut self, message: Outgoing) {
-        let message = match message {
-            Outgoing::Text(text) => Message::text(text),
-            Outgoing::Binary(data) => Message::binary(data),
-        };
-        match self.websocket.write(message) {
-            Ok(()) => self.flush(),
-            Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(e) => self.end(e),
-        }
     }
 
     fn start_close(&mut self, code: u16) {
@@ -314,23 +330,26 @@ impl Connection {
             return;
         }
         self.closing_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+        let wire = Arc::clone(&self.wire);
+        let mut guard = lock(&wire);
+        let Some(websocket) = guard.as_mut() else { return };
         let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
-        match self.websocket.close(Some(frame)) {
-            Ok(()) => self.flush(),
+        match websocket.close(Some(frame)) {
+            Ok(()) => self.flush(websocket),
             Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(e) => self.end(e),
+            Err(e) => self.end(websocket, e),
         }
     }
 
-    fn flush(&mut self) {
-        match self.websocket.flush() {
+    fn flush(&mut self, websocket: &mut WebSocket<Tunnel>) {
+        match websocket.flush() {
             Ok(()) => {}
             Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(e) => self.end(e),
+            Err(e) => self.end(websocket, e),
         }
     }
 
-    fn end(&mut self, e: Error) {
+    fn end(&mut self, websocket: &mut WebSocket<Tunnel>, e: Error) {
         if self.ended.is_some() {
             return;
         }
@@ -339,8 +358,8 @@ impl Connection {
             Error::Capacity(_) => {
                 // Tell the peer why before hanging up (RFC 6455: 1009).
                 let frame = CloseFrame { code: CloseCode::Size, reason: "message too big".into() };
-                let _ = self.websocket.close(Some(frame));
-                let _ = self.websocket.flush();
+                let _ = websocket.close(Some(frame));
+                let _ = websocket.flush();
                 Some(format!(
                     "an incoming message exceeded the {} MiB limit: connection closed (1009)",
                     MAX_MESSAGE_SIZE >> 20

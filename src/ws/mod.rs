@@ -33,6 +33,7 @@ pub enum Outgoing {
 /// waiting for it to finish.
 pub struct Socket {
     id: engine::SocketId,
+    wire: engine::Wire,
     inbox: Arc<Inbox>,
 }
 
@@ -42,18 +43,17 @@ impl Socket {
     pub fn connect(url: &str, budget: Option<Duration>) -> Result<Socket, String> {
         let websocket = connect::open(url, budget)?;
         let inbox = Arc::new(Inbox::default());
-        let id = engine::register(websocket, Arc::clone(&inbox))?;
-        Ok(Socket { id, inbox })
+        let (id, wire) = engine::register(websocket, Arc::clone(&inbox))?;
+        Ok(Socket { id, wire, inbox })
     }
 
-    /// Hands a message to the I/O thread. Fails when the socket is closed or
-    /// closing.
+    /// Writes a message (what the socket cannot take at once is sent by the
+    /// I/O thread, in order). Fails when the socket is closed or closing.
     pub fn send(&self, message: Outgoing) -> Result<(), String> {
-        if self.inbox.is_open() && engine::send(self.id, message) {
-            Ok(())
-        } else {
-            Err("the WebSocket is closed".to_owned())
+        if !self.inbox.is_open() {
+            return Err("the WebSocket is closed".to_owned());
         }
+        engine::send(&self.wire, message)
     }
 
     /// The next message, without waiting.
