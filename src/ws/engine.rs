@@ -22,7 +22,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
-use tungstenite::{Error, Message, WebSocket};
+use tungstenite::{Bytes, Error, Message, WebSocket};
 
 use super::{error, Inbox, Outgoing, CLOSE_TIMEOUT, MAX_MESSAGE_SIZE};
 use crate::http::tunnel::Tunnel;
@@ -268,6 +268,58 @@ impl IoThread {
     }
 }
 
+/// Messages up to this size are copied out of tungstenite's read buffer.
+const DETACH_LIMIT: usize = 64 << 10;
+
+/// The messages of one read burst, on their way to the inbox.
+///
+/// A message straight from tungstenite is a view into its read buffer, and
+/// while any view lives the buffer cannot be reused: with messages waiting
+/// in the inbox, each read got only the buffer's leftover tail (about
+/// 2 KiB), fifty times the system calls. So small messages are copied into
+/// one buffer per burst (one allocation, and one free on the reader's
+/// thread, per burst rather than per message); large ones keep their own.
+#[derive(Default)]
+struct Burst {
+    bytes: Vec<u8>,
+    messages: Vec<(Piece, bool)>,
+}
+
+/// Where a message of a burst is.
+enum Piece {
+    /// `start..end` of the burst's own buffer.
+    Copied(usize, usize),
+    /// A large message, kept whole.
+    Whole(Bytes),
+}
+
+impl Burst {
+    fn push(&mut self, data: Bytes, is_text: bool) {
+        if data.len() <= DETACH_LIMIT {
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(&data);
+            self.messages.push((Piece::Copied(start, self.bytes.len()), is_text));
+        } else {
+            self.messages.push((Piece::Whole(data), is_text));
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    fn into_messages(self) -> Vec<(Bytes, bool)> {
+        let shared = Bytes::from(self.bytes);
+        self.messages
+            .into_iter()
+            .map(|(piece, is_text)| match piece {
+                Piece::Copied(start, end) => (shared.slice(start..end), is_text),
+                Piece::Whole(data) => (data, is_text),
+            })
+            .collect()
+    }
+}
+
 struct Connection {
     wire: Wire,
     fd: std::os::fd::RawFd,
@@ -289,12 +341,12 @@ impl Connection {
         let wire = Arc::clone(&self.wire);
         let mut guard = lock(&wire);
         let Some(websocket) = guard.as_mut() else { return true };
-        let mut batch = Vec::new();
+        let mut batch = Burst::default();
         let mut drained = false;
         while batch.len() < READ_BURST {
             match websocket.read() {
-                Ok(Message::Text(text)) => batch.push((text.into(), true)),
-                Ok(Message::Binary(data)) => batch.push((data, false)),
+                Ok(Message::Text(text)) => batch.push(text.into(), true),
+                Ok(Message::Binary(data)) => batch.push(data, false),
                 Ok(Message::Close(_)) => {
                     // Either the answer to our close frame, or the peer's
                     // close, whose answer tungstenite has queued. Once that
@@ -318,8 +370,8 @@ impl Connection {
                 }
             }
         }
-        if !batch.is_empty() {
-            self.inbox.deliver(batch);
+        if batch.len() > 0 {
+            self.inbox.deliver(batch.into_messages());
         }
         self.flush(websocket);
         drained
