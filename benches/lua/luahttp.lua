@@ -30,28 +30,8 @@
 -- Seconds; only there so that a broken peer fails the run instead of hanging.
 local TIMEOUT = 30
 
-local function fail(msg)
-  io.stderr:write("luahttp.lua: ", msg, "\n")
-  os.exit(1)
-end
-
-local function num(s, what)
-  local n = tonumber(s)
-  if n == nil or n < 0 or n ~= math.floor(n) then
-    fail("bad " .. what .. ": " .. tostring(s))
-  end
-  return n
-end
-
-local function int(n)
-  return string.format("%.0f", n)
-end
-
-local case, url = arg[1], arg[2]
-if case == nil or url == nil then
-  fail("usage: luahttp.lua CASE URL COUNT [SIZE]")
-end
-local count = num(arg[3], "COUNT")
+local fail, num, int, case, url, count =
+  dofile((arg[0]:match("^(.*/)") or "./") .. "client.lua")("luahttp.lua")
 
 -- Debian 12 installs lua-http and lua-cqueues for 5.3, but three of lua-http's
 -- pure-Lua dependencies (lua-lpeg-patterns, lua-basexx, lua-fifo) only under

@@ -29,28 +29,8 @@ local RECV_TIMEOUT_MS = 30000
 -- Same for ws_stream's polling loop, in seconds.
 local STALL_S = 30
 
-local function fail(msg)
-  io.stderr:write("luanet.lua: ", msg, "\n")
-  os.exit(1)
-end
-
-local function num(s, what)
-  local n = tonumber(s)
-  if n == nil or n < 0 or n ~= math.floor(n) then
-    fail("bad " .. what .. ": " .. tostring(s))
-  end
-  return n
-end
-
-local function int(n)
-  return string.format("%.0f", n)
-end
-
-local case, url = arg[1], arg[2]
-if case == nil or url == nil then
-  fail("usage: luanet.lua CASE URL COUNT [SIZE]")
-end
-local count = num(arg[3], "COUNT")
+local fail, num, int, case, url, count =
+  dofile((arg[0]:match("^(.*/)") or "./") .. "client.lua")("luanet.lua")
 
 local ok_load, load_err = pcall(require, "net")
 if not ok_load then fail("cannot load the net module: " .. tostring(load_err)) end

@@ -20,28 +20,8 @@
 -- mismatch or error: message on stderr, exit status 1. On success exactly one
 -- line on stdout: "ok key=value ...".
 
-local function fail(msg)
-  io.stderr:write("luasocket.lua: ", msg, "\n")
-  os.exit(1)
-end
-
-local function num(s, what)
-  local n = tonumber(s)
-  if n == nil or n < 0 or n ~= math.floor(n) then
-    fail("bad " .. what .. ": " .. tostring(s))
-  end
-  return n
-end
-
-local function int(n)
-  return string.format("%.0f", n)
-end
-
-local case, url = arg[1], arg[2]
-if case == nil or url == nil then
-  fail("usage: luasocket.lua CASE URL COUNT [SIZE]")
-end
-local count = num(arg[3], "COUNT")
+local fail, num, int, case, url, count =
+  dofile((arg[0]:match("^(.*/)") or "./") .. "client.lua")("luasocket.lua")
 
 local http = require("socket.http")
 local ltn12 = require("ltn12")

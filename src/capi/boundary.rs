@@ -111,6 +111,20 @@ pub(crate) unsafe fn bytes_arg<'a>(
     }
 }
 
+/// Lends `bytes` to C: their address, with their count written to `*len`
+/// when `len` is not NULL; NULL and 0 for `None`.
+///
+/// # Safety
+/// `len` is NULL or writable.
+pub(crate) unsafe fn bytes_out(bytes: Option<&[u8]>, len: *mut usize) -> *const u8 {
+    let (ptr, n) = bytes.map_or((std::ptr::null(), 0), |b| (b.as_ptr(), b.len()));
+    if !len.is_null() {
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { len.write(n) };
+    }
+    ptr
+}
+
 /// Checks an out-parameter before any work is done.
 pub(crate) fn out_arg<T>(out: *mut *mut T) -> Result<(), luanet_result> {
     if out.is_null() {

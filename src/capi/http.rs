@@ -4,7 +4,9 @@
 use std::ffi::c_char;
 
 use super::boundary::luanet_result::{self, LUANET_ERR_NETWORK, LUANET_OK};
-use super::boundary::{bytes_arg, fail, guard, guard_value, out_arg, str_arg, timeout_arg};
+use super::boundary::{
+    bytes_arg, bytes_out, fail, guard, guard_value, out_arg, str_arg, timeout_arg,
+};
 use crate::http::{self, Request};
 
 /// A response received at the transport level, whatever its status.
@@ -105,16 +107,9 @@ pub unsafe extern "C" fn luanet_response_body(
     len: *mut usize,
 ) -> *const u8 {
     guard_value(std::ptr::null(), || {
-        // SAFETY: the caller passes NULL or a live response.
-        let (ptr, n) = match unsafe { response.as_ref() } {
-            Some(r) => (r.body.as_ptr(), r.body.len()),
-            None => (std::ptr::null(), 0),
-        };
-        if !len.is_null() {
-            // SAFETY: checked non-NULL; the caller promises it is writable.
-            unsafe { len.write(n) };
-        }
-        ptr
+        // SAFETY: the caller passes NULL or a live response, and NULL or a
+        // writable `len`.
+        unsafe { bytes_out(response.as_ref().map(|r| r.body.as_slice()), len) }
     })
 }
 

@@ -7,7 +7,9 @@ use super::boundary::luanet_result::{
     self, LUANET_CLOSED, LUANET_EMPTY, LUANET_ERR_ARGUMENT, LUANET_ERR_NETWORK, LUANET_OK,
     LUANET_TIMEOUT,
 };
-use super::boundary::{bytes_arg, fail, guard, guard_value, out_arg, str_arg, timeout_arg};
+use super::boundary::{
+    bytes_arg, bytes_out, fail, guard, guard_value, out_arg, str_arg, timeout_arg,
+};
 use crate::ws::{Outgoing, Polled, Socket};
 
 /// A client WebSocket. Opaque; free with `luanet_ws_free`.
@@ -222,16 +224,9 @@ pub unsafe extern "C" fn luanet_message_data(
     len: *mut usize,
 ) -> *const u8 {
     guard_value(std::ptr::null(), || {
-        // SAFETY: the caller passes NULL or a live message.
-        let (ptr, n) = match unsafe { message.as_ref() } {
-            Some(m) => (m.data.as_ptr(), m.data.len()),
-            None => (std::ptr::null(), 0),
-        };
-        if !len.is_null() {
-            // SAFETY: checked non-NULL; the caller promises it is writable.
-            unsafe { len.write(n) };
-        }
-        ptr
+        // SAFETY: the caller passes NULL or a live message, and NULL or a
+        // writable `len`.
+        unsafe { bytes_out(message.as_ref().map(|m| &m.data[..]), len) }
     })
 }
 
