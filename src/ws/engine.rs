@@ -56,7 +56,8 @@ enum Command {
 struct Handle {
     commands: Sender<Command>,
     waker: Arc<Waker>,
-    /// Set while a wake-up is pending, so a burst of sends costs one.
+    /// Set while a wake-up is pending, so a burst of commands (closes at
+    /// `lua_close`) costs one.
     woken: Arc<AtomicBool>,
 }
 
@@ -112,14 +113,13 @@ pub(super) fn close(id: SocketId, code: u16) {
     }
 }
 
-fn submit(handle: &Handle, command: Command) -> bool {
-    if handle.commands.send(command).is_err() {
-        return false;
-    }
+/// Queues a command and wakes the thread. The receiver lives as long as
+/// `ENGINE` holds this handle, so the send cannot fail.
+fn submit(handle: &Handle, command: Command) {
+    let _ = handle.commands.send(command);
     if !handle.woken.swap(true, Ordering::AcqRel) {
         let _ = handle.waker.wake();
     }
-    true
 }
 
 fn start() -> std::io::Result<Handle> {
