@@ -189,6 +189,35 @@ test("POST gets non-2xx statuses with ok == true", function()
   check_ok(post(HTTP .. "/nowhere", "text/plain", "x"), 404, "not found")
 end)
 
+-- One pooled handle serves request after request: nothing of one request may
+-- leak into the next (same client port = same handle and connection).
+
+test("a GET after a POST on the same connection is a plain GET", function()
+  local p = inspect_ok(post(HTTP .. "/inspect", "application/json", "[1,2]"), "POST")
+  local g = inspect_ok(get(HTTP .. "/inspect"), "GET")
+  eq(g["client-port"], p["client-port"], "client-port of the GET")
+  eq(g["method"], "GET", "method")
+  eq(g["content-type"], "", "content-type")
+  eq(g["body-length"], "0", "body-length")
+end)
+
+test("a timeout does not stick to later requests", function()
+  check_ok(get(HTTP .. "/", 300), 200, "luanet test peer", "with 300 ms")
+  check_ok(get(HTTP .. "/slow/800"), 200, "slow", "then without a timeout")
+  check_ok(post(HTTP .. "/echo", "text/plain", "x", 300), 200, "x", "POST with 300 ms")
+  check_ok(post(HTTP .. "/slow/800", "text/plain", "x"), 200, "slow", "then POST without")
+end)
+
+test("the same URL again after it failed, redirected or changed scheme", function()
+  local refused = HTTPS .. "/redirect-to?url=" .. urlencode(HTTP .. "/status/200")
+  check_fail(get(refused), "redirect to a forbidden scheme (http) refused")
+  check_fail(get(refused), "redirect to a forbidden scheme (http) refused", nil, "again")
+  local up = HTTP .. "/redirect-to?url=" .. urlencode(HTTPS .. "/status/201")
+  check_ok(get(up), 201, "status 201", "http -> https after the refusal")
+  check_ok(get(HTTP .. "/redirect/2"), 200, "redirected", "relative")
+  check_ok(get(HTTP .. "/redirect/2"), 200, "redirected", "relative again")
+end)
+
 -- Redirects -----------------------------------------------------------------
 
 test("relative redirects are followed", function()

@@ -51,28 +51,54 @@ pub struct Response {
 /// Performs `request` on the calling thread and waits for the whole
 /// response. Safe to call from many threads at once.
 pub fn perform(request: &Request<'_>) -> Result<Response, String> {
-    let endpoint = Endpoint::parse(request.url, &["http", "https"])?;
     if let Some((content_type, _)) = request.post {
         if content_type.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return Err("invalid content type: it contains a line break or NUL".to_owned());
         }
     }
-    let mut easy = pool::take();
-    let outcome = configure(&mut easy, &endpoint, request)
-        .and_then(|()| easy.perform())
-        .map_err(|e| error::describe(&e, &easy, &endpoint, request.timeout));
-    let result = outcome.map(|()| Response {
-        status: easy.response_code().unwrap_or(0),
-        body: std::mem::take(&mut easy.get_mut().body),
-    });
+    let mut easy = pool::take().map_err(|e| format!("cannot set up a transfer: {e}"))?;
+    let result = perform_on(&mut easy, request);
     pool::give_back(easy);
     result
 }
 
-/// Collects the response body.
+fn perform_on(easy: &mut Easy2<Collector>, request: &Request<'_>) -> Result<Response, String> {
+    let endpoint = easy.get_mut().endpoint_for(request.url)?;
+    let outcome = prepare(easy, &endpoint, request)
+        .and_then(|()| easy.perform())
+        .map_err(|e| error::describe(&e, easy, &endpoint, request.timeout));
+    let restored = if request.post.is_some() { back_to_get(easy) } else { Ok(()) };
+    let collector = easy.get_mut();
+    let body = std::mem::take(&mut collector.body);
+    collector.last = Some((request.url.to_owned(), endpoint));
+    if restored.is_err() {
+        // A handle that may still point at the caller's body is not reused.
+        collector.broken = true;
+    }
+    outcome?;
+    Ok(Response { status: easy.response_code().unwrap_or(0), body })
+}
+
+/// A pooled handle's own state: the body being collected, and what the
+/// handle was last used for.
 #[derive(Default)]
 pub(crate) struct Collector {
     body: Vec<u8>,
+    /// The last URL and its parse: a script that asks for one URL again and
+    /// again has it parsed once.
+    last: Option<(String, Endpoint)>,
+    /// The handle could not be put back in its idle state; drop it.
+    broken: bool,
+    handle: OwnHandle,
+}
+
+impl Collector {
+    fn endpoint_for(&mut self, url: &str) -> Result<Endpoint, String> {
+        match self.last.take() {
+            Some((last_url, endpoint)) if last_url == url => Ok(endpoint),
+            _ => Endpoint::parse(url, &["http", "https"]),
+        }
+    }
 }
 
 /// The most a `Content-Length` may make us reserve up front; a larger body
@@ -80,40 +106,60 @@ pub(crate) struct Collector {
 const MAX_RESERVE: usize = 256 << 20;
 
 impl Handler for Collector {
+    /// On the first piece, reserves the announced body size at once: no
+    /// reallocation while a large body arrives, and no doubled capacity at
+    /// its peak.
     fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        if self.body.capacity() == 0 {
+            if let Some(length) = self.handle.content_length() {
+                self.body.reserve_exact(length.min(MAX_RESERVE));
+            }
+        }
         self.body.extend_from_slice(data);
         Ok(data.len())
     }
+}
 
-    /// Reserves the announced body size at once: no reallocation while a
-    /// large body arrives, and no doubled capacity at its peak.
-    fn header(&mut self, line: &[u8]) -> bool {
-        if let Some(length) = content_length(line) {
-            if length <= MAX_RESERVE {
-                self.body.reserve_exact(length.saturating_sub(self.body.len()));
-            }
+/// The libcurl handle a [`Collector`] belongs to, for asking it about the
+/// transfer in progress from inside a callback.
+struct OwnHandle(*mut curl_sys::CURL);
+
+// SAFETY: used only from the owning handle's callbacks, on whichever thread
+// performs that handle; the handle itself moves between threads with it.
+unsafe impl Send for OwnHandle {}
+
+impl Default for OwnHandle {
+    fn default() -> Self {
+        OwnHandle(std::ptr::null_mut())
+    }
+}
+
+impl OwnHandle {
+    /// The response's `Content-Length`, when it announced one.
+    fn content_length(&self) -> Option<usize> {
+        // CURLINFO_OFF_T + 15; not in curl-sys.
+        const CURLINFO_CONTENT_LENGTH_DOWNLOAD_T: curl_sys::CURLINFO = 0x60_0000 + 15;
+        if self.0.is_null() {
+            return None;
         }
-        true
+        let mut length: curl_sys::curl_off_t = -1;
+        // SAFETY: a live handle (we are inside its callback) and an
+        // out-pointer of the documented type.
+        let code = unsafe {
+            curl_sys::curl_easy_getinfo(self.0, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &mut length)
+        };
+        (code == curl_sys::CURLE_OK).then(|| usize::try_from(length).ok()).flatten()
     }
 }
 
-/// The value of a `Content-Length` header line (any case, as HTTP/2 sends
-/// it lower-case).
-fn content_length(line: &[u8]) -> Option<usize> {
-    let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
-    if !name.eq_ignore_ascii_case(b"content-length") {
-        return None;
-    }
-    std::str::from_utf8(&value[1..]).ok()?.trim().parse().ok()
-}
-
-fn configure(
-    easy: &mut Easy2<Collector>,
-    endpoint: &Endpoint,
-    request: &Request<'_>,
-) -> Result<(), curl::Error> {
-    easy.get_mut().body.clear();
-    configure_transport(easy, endpoint, request.timeout)?;
+/// A new pooled handle: the options every request shares, set once.
+fn new_handle() -> Result<Easy2<Collector>, curl::Error> {
+    let mut easy = Easy2::new(Collector::default());
+    easy.get_mut().handle = OwnHandle(easy.raw());
+    // No header callback: libcurl then skips handing us every header line.
+    set_pointer(&mut easy, curl_sys::CURLOPT_HEADERFUNCTION, std::ptr::null())?;
+    set_pointer(&mut easy, curl_sys::CURLOPT_HEADERDATA, std::ptr::null())?;
+    configure_connection(&mut easy)?;
     easy.follow_location(true)?;
     easy.max_redirections(MAX_REDIRECTS)?;
     easy.http_version(HttpVersion::V2TLS)?;
@@ -122,6 +168,18 @@ fn configure(
     easy.low_speed_limit(1)?;
     easy.low_speed_time(DEFAULT_IDLE_TIMEOUT)?;
     easy.buffer_size(RECEIVE_BUFFER_SIZE)?;
+    Ok(easy)
+}
+
+/// What differs from one request to the next: URL, budget, and the POST.
+/// An idle handle is a GET; `back_to_get` restores that after a POST.
+fn prepare(
+    easy: &mut Easy2<Collector>,
+    endpoint: &Endpoint,
+    request: &Request<'_>,
+) -> Result<(), curl::Error> {
+    easy.get_mut().body.clear();
+    configure_target(easy, endpoint, request.timeout)?;
     if let Some((content_type, body)) = request.post {
         let mut headers = curl::easy::List::new();
         let mut line = b"Content-Type: ".to_vec();
@@ -133,29 +191,40 @@ fn configure(
         easy.post(true)?;
         easy.post_field_size(body.len() as u64)?;
         // The body is borrowed, not copied: `perform` sends it before it
-        // returns, and the handle is reset before any other use.
-        // SAFETY: a valid handle; `body` outlives the transfer.
-        let code = unsafe {
-            curl_sys::curl_easy_setopt(easy.raw(), curl_sys::CURLOPT_POSTFIELDS, body.as_ptr())
-        };
-        if code != curl_sys::CURLE_OK {
-            return Err(curl::Error::new(code));
-        }
+        // returns, and `back_to_get` clears the pointer right after.
+        set_pointer(easy, curl_sys::CURLOPT_POSTFIELDS, body.as_ptr().cast())?;
     }
     Ok(())
 }
 
-/// What every connection libcurl opens for us shares: URL, user agent,
-/// allowed protocols, trust store, connect timeout and the caller's budget.
-/// `endpoint` is an http(s) URL.
-fn configure_transport<H>(
+/// Undoes a POST's options, so the handle holds no pointer to the caller's
+/// body and its next request is a GET with no extra headers.
+fn back_to_get(easy: &mut Easy2<Collector>) -> Result<(), curl::Error> {
+    set_pointer(easy, curl_sys::CURLOPT_POSTFIELDS, std::ptr::null())?;
+    set_pointer(easy, curl_sys::CURLOPT_HTTPHEADER, std::ptr::null())?;
+    easy.get(true)
+}
+
+fn set_pointer<H>(
     easy: &mut Easy2<H>,
-    endpoint: &Endpoint,
-    budget: Option<Duration>,
+    option: curl_sys::CURLoption,
+    value: *const std::ffi::c_void,
 ) -> Result<(), curl::Error> {
-    easy.url(endpoint.as_str())?;
+    // SAFETY: a valid handle, and `option` takes a pointer that libcurl
+    // uses only during a transfer (callers keep it alive until then).
+    let code = unsafe { curl_sys::curl_easy_setopt(easy.raw(), option, value) };
+    match code {
+        curl_sys::CURLE_OK => Ok(()),
+        _ => Err(curl::Error::new(code)),
+    }
+}
+
+/// What every connection libcurl opens for us shares: user agent, allowed
+/// protocols, trust store and connect timeout.
+fn configure_connection<H>(easy: &mut Easy2<H>) -> Result<(), curl::Error> {
+    const CURLOPT_PROTOCOLS_STR: curl_sys::CURLoption = curl_sys::CURLOPTTYPE_OBJECTPOINT + 318;
     easy.useragent(crate::USER_AGENT)?;
-    restrict_protocols(easy, endpoint.scheme())?;
+    set_pointer(easy, CURLOPT_PROTOCOLS_STR, c"http,https".as_ptr().cast())?;
     let trust = tls::trust_store();
     if let Some(file) = &trust.ca_file {
         easy.cainfo(file)?;
@@ -163,27 +232,22 @@ fn configure_transport<H>(
     if let Some(dir) = &trust.ca_dir {
         easy.capath(dir)?;
     }
-    easy.connect_timeout(DEFAULT_CONNECT_TIMEOUT)?;
-    if let Some(budget) = budget {
-        easy.timeout(budget)?;
-    }
-    Ok(())
+    easy.connect_timeout(DEFAULT_CONNECT_TIMEOUT)
 }
 
+/// Where one request goes and its budget; `endpoint` is an http(s) URL.
 /// http may redirect to https, https only to https.
-fn restrict_protocols<H>(easy: &mut Easy2<H>, scheme: &str) -> Result<(), curl::Error> {
-    const CURLOPT_PROTOCOLS_STR: curl_sys::CURLoption = curl_sys::CURLOPTTYPE_OBJECTPOINT + 318;
+fn configure_target<H>(
+    easy: &mut Easy2<H>,
+    endpoint: &Endpoint,
+    budget: Option<Duration>,
+) -> Result<(), curl::Error> {
     const CURLOPT_REDIR_PROTOCOLS_STR: curl_sys::CURLoption =
         curl_sys::CURLOPTTYPE_OBJECTPOINT + 319;
-    let redirect: &std::ffi::CStr = if scheme == "https" { c"https" } else { c"http,https" };
-    for (option, value) in
-        [(CURLOPT_PROTOCOLS_STR, c"http,https"), (CURLOPT_REDIR_PROTOCOLS_STR, redirect)]
-    {
-        // SAFETY: a valid handle and a NUL-terminated string libcurl copies.
-        let code = unsafe { curl_sys::curl_easy_setopt(easy.raw(), option, value.as_ptr()) };
-        if code != curl_sys::CURLE_OK {
-            return Err(curl::Error::new(code));
-        }
-    }
-    Ok(())
+    easy.url(endpoint.as_str())?;
+    let redirect: &std::ffi::CStr =
+        if endpoint.scheme() == "https" { c"https" } else { c"http,https" };
+    set_pointer(easy, CURLOPT_REDIR_PROTOCOLS_STR, redirect.as_ptr().cast())?;
+    // 0: no budget beyond the connect and idle defaults.
+    easy.timeout(budget.unwrap_or(Duration::ZERO))
 }

@@ -7,30 +7,27 @@ use std::sync::Mutex;
 
 use curl::easy::Easy2;
 
-use super::Collector;
+use super::{new_handle, Collector};
 
 /// Idle handles kept; each holds libcurl's small per-handle connection cache.
 const MAX_IDLE_HANDLES: usize = 16;
 
 static IDLE: Mutex<Vec<Easy2<Collector>>> = Mutex::new(Vec::new());
 
-/// A handle ready for a new request: options cleared, connections kept.
-pub(super) fn take() -> Easy2<Collector> {
+/// The most recently used idle handle, or a new one. Either is set up for
+/// a GET; the request sets only what is its own.
+pub(super) fn take() -> Result<Easy2<Collector>, curl::Error> {
     let pooled = IDLE.lock().unwrap_or_else(|p| p.into_inner()).pop();
     match pooled {
-        Some(mut easy) => {
-            // Resets options only; live connections, DNS and TLS session
-            // caches stay.
-            easy.reset();
-            easy
-        }
-        None => Easy2::new(Collector::default()),
+        Some(easy) => Ok(easy),
+        None => new_handle(),
     }
 }
 
-/// Returns a handle (and its connections) for reuse.
-pub(super) fn give_back(mut easy: Easy2<Collector>) {
-    easy.get_mut().body = Vec::new();
+pub(super) fn give_back(easy: Easy2<Collector>) {
+    if easy.get_ref().broken {
+        return;
+    }
     let mut idle = IDLE.lock().unwrap_or_else(|p| p.into_inner());
     if idle.len() < MAX_IDLE_HANDLES {
         idle.push(easy);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use curl::easy::{Easy2, Handler, HttpVersion};
 
-use super::{configure_transport, error};
+use super::{configure_connection, configure_target, error};
 use crate::endpoint::Endpoint;
 
 /// An open TCP (or TLS over TCP) connection owned by libcurl. Reads and
@@ -31,7 +31,8 @@ impl Tunnel {
     /// and port matter) within `budget`.
     pub fn open(endpoint: &Endpoint, budget: Option<Duration>) -> Result<Tunnel, String> {
         let mut easy = Easy2::new(Unused);
-        let setup = configure_transport(&mut easy, endpoint, budget)
+        let setup = configure_connection(&mut easy)
+            .and_then(|()| configure_target(&mut easy, endpoint, budget))
             .and_then(|()| easy.connect_only(true))
             // The protocols we carry start with an HTTP/1.1 request: offer
             // only http/1.1 in ALPN.
