@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tungstenite::Bytes;
@@ -16,6 +16,18 @@ const OPEN: u8 = 0;
 const CLOSING: u8 = 1;
 /// The connection is released.
 const CLOSED: u8 = 2;
+
+/// How long `recv` keeps checking before it sleeps. An answer from a peer
+/// on the same host often comes sooner, and waking a sleeping thread costs
+/// tens of microseconds (more under a hypervisor).
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Spinning only helps when another core can deliver meanwhile.
+fn can_spin() -> bool {
+    static MULTICORE: LazyLock<bool> =
+        LazyLock::new(|| std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1));
+    *MULTICORE
+}
 
 /// What `poll` and `recv` found.
 #[derive(Debug, PartialEq, Eq)]
@@ -82,12 +94,21 @@ impl Inbox {
     }
 
     /// The next message, waiting up to `timeout` (forever when `None`).
+    /// Checks again and again for [`SPIN`] before it sleeps.
     pub fn recv(&self, timeout: Option<Duration>) -> Polled {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let start = Instant::now();
+        let deadline = timeout.map(|t| start + t);
+        let spin_until = can_spin().then(|| deadline.map_or(start + SPIN, |d| d.min(start + SPIN)));
         loop {
             match self.poll() {
                 Polled::Empty => {}
                 found => return found,
+            }
+            if spin_until.is_some_and(|until| Instant::now() < until) {
+                for _ in 0..32 {
+                    std::hint::spin_loop();
+                }
+                continue;
             }
             let shared = lock(&self.shared);
             // Checked under the lock that `deliver` and `release` take, so
