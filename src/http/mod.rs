@@ -63,14 +63,17 @@ pub fn perform(request: &Request<'_>) -> Result<Response, String> {
 }
 
 fn perform_on(easy: &mut Easy2<Collector>, request: &Request<'_>) -> Result<Response, String> {
-    let endpoint = easy.get_mut().endpoint_for(request.url)?;
-    let outcome = prepare(easy, &endpoint, request)
+    // Out of the handle while its options change: a failure leaves no
+    // stale record behind.
+    let previous = easy.get_mut().target.take();
+    let target = aim(easy, previous, request)?;
+    let outcome = prepare_body(easy, request)
         .and_then(|()| easy.perform())
-        .map_err(|e| error::describe(&e, easy, &endpoint, request.timeout));
+        .map_err(|e| error::describe(&e, easy, &target.endpoint, request.timeout));
     let restored = if request.post.is_some() { back_to_get(easy) } else { Ok(()) };
     let collector = easy.get_mut();
     let body = std::mem::take(&mut collector.body);
-    collector.last = Some((request.url.to_owned(), endpoint));
+    collector.target = Some(target);
     if restored.is_err() {
         // A handle that may still point at the caller's body is not reused.
         collector.broken = true;
@@ -79,26 +82,42 @@ fn perform_on(easy: &mut Easy2<Collector>, request: &Request<'_>) -> Result<Resp
     Ok(Response { status: easy.response_code().unwrap_or(0), body })
 }
 
-/// A pooled handle's own state: the body being collected, and what the
-/// handle was last used for.
+/// A pooled handle's own state: the body being collected, and where the
+/// handle is set to go.
 #[derive(Default)]
 pub(crate) struct Collector {
     body: Vec<u8>,
-    /// The last URL and its parse: a script that asks for one URL again and
-    /// again has it parsed once.
-    last: Option<(String, Endpoint)>,
+    target: Option<Target>,
     /// The handle could not be put back in its idle state; drop it.
     broken: bool,
     handle: OwnHandle,
 }
 
-impl Collector {
-    fn endpoint_for(&mut self, url: &str) -> Result<Endpoint, String> {
-        match self.last.take() {
-            Some((last_url, endpoint)) if last_url == url => Ok(endpoint),
-            _ => Endpoint::parse(url, &["http", "https"]),
+/// The URL and budget a handle's options are set to: a script that asks for
+/// one URL again and again has it parsed and set once.
+struct Target {
+    url: String,
+    endpoint: Endpoint,
+    budget: Option<Duration>,
+}
+
+/// Sets the handle to `request`'s URL and budget, unless it already is.
+fn aim(
+    easy: &mut Easy2<Collector>,
+    previous: Option<Target>,
+    request: &Request<'_>,
+) -> Result<Target, String> {
+    if let Some(target) = previous.filter(|t| t.url == request.url) {
+        if target.budget != request.timeout {
+            easy.timeout(request.timeout.unwrap_or(Duration::ZERO))
+                .map_err(|e| error::describe(&e, easy, &target.endpoint, request.timeout))?;
         }
+        return Ok(Target { budget: request.timeout, ..target });
     }
+    let endpoint = Endpoint::parse(request.url, &["http", "https"])?;
+    configure_target(easy, &endpoint, request.timeout)
+        .map_err(|e| error::describe(&e, easy, &endpoint, request.timeout))?;
+    Ok(Target { url: request.url.to_owned(), endpoint, budget: request.timeout })
 }
 
 /// The most a `Content-Length` may make us reserve up front; a larger body
@@ -193,15 +212,10 @@ fn new_handle() -> Result<Easy2<Collector>, curl::Error> {
     Ok(easy)
 }
 
-/// What differs from one request to the next: URL, budget, and the POST.
-/// An idle handle is a GET; `back_to_get` restores that after a POST.
-fn prepare(
-    easy: &mut Easy2<Collector>,
-    endpoint: &Endpoint,
-    request: &Request<'_>,
-) -> Result<(), curl::Error> {
+/// The body collected and, for a POST, the body sent. An idle handle is a
+/// GET; `back_to_get` restores that after a POST.
+fn prepare_body(easy: &mut Easy2<Collector>, request: &Request<'_>) -> Result<(), curl::Error> {
     easy.get_mut().body.clear();
-    configure_target(easy, endpoint, request.timeout)?;
     if let Some((content_type, body)) = request.post {
         let mut headers = curl::easy::List::new();
         let mut line = b"Content-Type: ".to_vec();
