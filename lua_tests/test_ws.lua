@@ -346,6 +346,49 @@ test("padded text and numbered binary messages from /send", function()
   ws:close()
 end)
 
+-- A script that polls reads its socket on its own thread; when it stops
+-- polling, the I/O thread takes over. Both must keep every message, in order.
+
+test("polling, then not polling: the server's close is still seen", function()
+  local ws = connect(WS .. "/send?count=3&close=1000")
+  for _ = 1, 1000 do
+    if ws:poll() ~= nil then break end
+  end
+  -- The first message may have been taken above; nothing polls from here on.
+  wait_closed(ws, 5)
+  local got = {}
+  for _ = 1, 4 do
+    local m = ws:poll()
+    if m ~= nil then got[#got + 1] = m end
+  end
+  truthy(#got >= 2 and #got <= 3, "messages left after the first polls: " .. #got)
+  eq(got[#got], "msg 3", "the last message")
+  check_no_msg(pack(ws:poll()), false, "poll after the queue")
+  ws:close()
+end)
+
+test("2000 messages in order while polling pauses now and then", function()
+  local ws = connect(WS .. "/send?count=2000&size=40&type=binary")
+  local i, deadline = 0, os.time() + 20
+  while i < 2000 do
+    local m, t = ws:poll()
+    if m ~= nil then
+      i = i + 1
+      if m ~= numbered_binary(i, 40) or t ~= false then
+        error("message #" .. i .. ": got " .. show(m) .. ", " .. show(t), 0)
+      end
+      -- Now and then a frame that does not poll: the I/O thread reads.
+      if i % 250 == 0 then sleep(0.02) end
+    elseif t == false then
+      error("closed after " .. i .. " messages: " .. show(ws:error()), 0)
+    elseif os.time() > deadline then
+      error("stalled after " .. i .. " messages", 0)
+    end
+  end
+  check_no_msg(pack(ws:poll()), nil, "poll after 2000")
+  ws:close()
+end)
+
 -- Closing -----------------------------------------------------------------------
 
 test("server close with messages queued: poll gets them all, then closed", function()

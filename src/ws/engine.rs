@@ -10,13 +10,17 @@
 //! - Scripts read what it produced from each socket's [`Inbox`], and send
 //!   by writing to the socket themselves (see [`Wire`]); registering and
 //!   closing go through commands. No Lua value ever gets here.
+//! - A script polling its socket reads it itself ([`read_inline`]): on input
+//!   for a socket polled since the thread last looked, the thread only marks
+//!   it readable and looks again [`POLLER_GRACE`] later, reading it then if
+//!   the script has stopped polling.
 
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -24,32 +28,51 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Bytes, Error, Message, WebSocket};
 
-use super::{error, Inbox, Outgoing, CLOSE_TIMEOUT, MAX_MESSAGE_SIZE};
+use super::{error, Inbox, Outgoing, Polled, CLOSE_TIMEOUT, MAX_MESSAGE_SIZE};
 use crate::http::tunnel::Tunnel;
 
 /// Identifies a socket to the I/O thread (its mio token).
 pub(super) type SocketId = usize;
 
-/// One connection, shared by the I/O thread (which reads it) and the
-/// script's thread (which writes to it directly, without waking the I/O
-/// thread: a send never waits for more than one read burst). Writes never
+/// One connection, shared by the I/O thread and the script's thread.
+///
+/// The script's thread writes to it directly, without waking the I/O
+/// thread: a send never waits for more than one read burst. Writes never
 /// block; what the socket cannot take yet stays in tungstenite's buffer and
-/// the I/O thread flushes it when the socket becomes writable. `None` once
-/// the I/O thread has released the connection.
-pub(super) type Wire = Arc<Mutex<Option<WebSocket<Tunnel>>>>;
+/// the I/O thread flushes it when the socket becomes writable.
+///
+/// Either thread reads it (see [`read_inline`]). The I/O thread delivers
+/// what it read to the inbox before it lets go of the lock, so a reader that
+/// holds the lock and finds the inbox empty knows nothing read is in flight.
+pub(super) type Wire = Arc<Mutex<WireState>>;
+
+pub(super) struct WireState {
+    /// `None` once the I/O thread has released the connection.
+    websocket: Option<WebSocket<Tunnel>>,
+    /// What a read on the script's thread got that only the I/O thread
+    /// handles (a close, an error); it takes it on its next turn.
+    handed_over: Option<tungstenite::Result<Message>>,
+}
 
 /// Locks a wire, whatever a panicking holder left.
-pub(super) fn lock(wire: &Wire) -> MutexGuard<'_, Option<WebSocket<Tunnel>>> {
+pub(super) fn lock(wire: &Wire) -> MutexGuard<'_, WireState> {
     wire.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 const WAKE: Token = Token(0);
 /// Messages read from one socket before the others get a turn.
 const READ_BURST: usize = 256;
+/// How long input waits for a script that is polling its socket to read it
+/// itself before the I/O thread does.
+const POLLER_GRACE: Duration = Duration::from_millis(1);
+/// Control frames (pings, pongs) one inline read skips at most.
+const INLINE_CONTROL_FRAMES: usize = 16;
 
 enum Command {
     Register(SocketId, Wire, Arc<Inbox>),
     Close(SocketId, u16),
+    /// A read on the script's thread handed something over.
+    Pump(SocketId),
 }
 
 /// How scripts reach the running I/O thread.
@@ -77,7 +100,8 @@ pub(super) fn register(
     inbox: Arc<Inbox>,
 ) -> Result<(SocketId, Wire), String> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let wire: Wire = Arc::new(Mutex::new(Some(websocket)));
+    let wire: Wire =
+        Arc::new(Mutex::new(WireState { websocket: Some(websocket), handed_over: None }));
     let mut engine = engine();
     if engine.is_none() {
         *engine = Some(start().map_err(|e| format!("could not start the I/O thread: {e}"))?);
@@ -95,7 +119,7 @@ pub(super) fn send(wire: &Wire, message: Outgoing) -> Result<(), String> {
         Outgoing::Binary(data) => Message::binary(data),
     };
     let mut guard = lock(wire);
-    let websocket = guard.as_mut().ok_or("the WebSocket is closed")?;
+    let websocket = guard.websocket.as_mut().ok_or("the WebSocket is closed")?;
     match websocket.write(message).and_then(|()| websocket.flush()) {
         Ok(()) => Ok(()),
         Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => Ok(()),
@@ -111,6 +135,58 @@ pub(super) fn close(id: SocketId, code: u16) {
     if let Some(handle) = engine().as_ref() {
         submit(handle, Command::Close(id, code));
     }
+}
+
+/// Reads the next message on the caller's thread, for a script that polls
+/// an empty inbox while input is waiting: the message goes straight to the
+/// caller, without a hand-off between threads. Never blocks: when the I/O
+/// thread holds the wire it is reading, and delivers to the inbox.
+pub(super) fn read_inline(id: SocketId, wire: &Wire, inbox: &Inbox) -> Polled {
+    let Ok(mut guard) = wire.try_lock() else { return Polled::Empty };
+    // Under the lock nothing the I/O thread read is still on its way.
+    match inbox.poll() {
+        Polled::Empty => {}
+        found => return found,
+    }
+    let state = &mut *guard;
+    let Some(websocket) = state.websocket.as_mut() else { return Polled::Empty };
+    if state.handed_over.is_some() {
+        return Polled::Empty;
+    }
+    for _ in 0..INLINE_CONTROL_FRAMES {
+        // Cleared before the read: input that arrives after it sets it again.
+        inbox.set_readable(false);
+        let outcome = websocket.read();
+        let message = match outcome {
+            Ok(Message::Text(text)) => Polled::Message(text.into(), true),
+            Ok(Message::Binary(data)) => Polled::Message(data, false),
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {
+                // tungstenite queued the answer to a ping.
+                let _ = websocket.flush();
+                continue;
+            }
+            Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                let _ = websocket.flush();
+                return Polled::Empty;
+            }
+            other => {
+                state.handed_over = Some(other);
+                inbox.set_readable(true);
+                drop(guard);
+                if let Some(handle) = engine().as_ref() {
+                    submit(handle, Command::Pump(id));
+                }
+                return Polled::Empty;
+            }
+        };
+        // More may sit in tungstenite's buffer, where epoll cannot see it.
+        inbox.set_readable(true);
+        // What a send left, or the I/O thread skipped while we held the wire.
+        let _ = websocket.flush();
+        return message;
+    }
+    inbox.set_readable(true);
+    Polled::Empty
 }
 
 /// Queues a command and wakes the thread. The receiver lives as long as
@@ -141,11 +217,21 @@ struct IoThread {
     connections: HashMap<SocketId, Connection>,
     /// Sockets whose last turn ended before their input was drained.
     unfinished: HashSet<SocketId>,
+    /// Sockets with input left for their polling script, and when the I/O
+    /// thread looks again.
+    deferred: HashMap<SocketId, Instant>,
 }
 
 impl IoThread {
     fn new(poll: Poll, commands: Receiver<Command>, woken: Arc<AtomicBool>) -> IoThread {
-        IoThread { poll, commands, woken, connections: HashMap::new(), unfinished: HashSet::new() }
+        IoThread {
+            poll,
+            commands,
+            woken,
+            connections: HashMap::new(),
+            unfinished: HashSet::new(),
+            deferred: HashMap::new(),
+        }
     }
 
     fn run(mut self) {
@@ -155,24 +241,28 @@ impl IoThread {
                 self.connections
                     .values()
                     .filter_map(|c| c.closing_deadline)
+                    .chain(self.deferred.values().copied())
                     .min()
                     .map(|deadline| deadline.saturating_duration_since(Instant::now()))
             } else {
-                Some(std::time::Duration::ZERO)
+                Some(Duration::ZERO)
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != ErrorKind::Interrupted {
                     self.fail_all(&format!("I/O thread failed: {e}"));
                 }
             }
-            let mut ready: Vec<SocketId> = self.unfinished.drain().collect();
+            let mut input: Vec<SocketId> = self.unfinished.drain().collect();
             let mut commands = false;
             for event in events.iter() {
                 match event.token() {
                     WAKE => commands = true,
-                    Token(id) => ready.push(id),
+                    Token(id) => input.push(id),
                 }
             }
+            let mut ready: Vec<SocketId> =
+                input.into_iter().filter(|&id| self.read_now(id)).collect();
+            ready.extend(self.deferred_due());
             if commands {
                 self.woken.store(false, Ordering::Release);
                 while let Ok(command) = self.commands.try_recv() {
@@ -189,10 +279,48 @@ impl IoThread {
         }
     }
 
+    /// On input for `id`: true when the I/O thread should read it now, false
+    /// when its script is polling and gets a moment to read it itself.
+    /// Waiting output is written at once either way.
+    fn read_now(&mut self, id: SocketId) -> bool {
+        let Some(connection) = self.connections.get_mut(&id) else { return false };
+        connection.inbox.set_readable(true);
+        if !connection.script_polling() {
+            return true;
+        }
+        connection.flush_now();
+        self.deferred.entry(id).or_insert_with(|| Instant::now() + POLLER_GRACE);
+        false
+    }
+
+    /// Deferred sockets whose script stopped polling with input still
+    /// waiting; the others wait another moment or leave the list.
+    fn deferred_due(&mut self) -> Vec<SocketId> {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        let connections = &mut self.connections;
+        self.deferred.retain(|id, deadline| {
+            if *deadline > now {
+                return true;
+            }
+            let Some(connection) = connections.get_mut(id) else { return false };
+            if !connection.inbox.readable() {
+                return false;
+            }
+            if connection.script_polling() {
+                *deadline = now + POLLER_GRACE;
+                return true;
+            }
+            due.push(*id);
+            false
+        });
+        due
+    }
+
     fn apply(&mut self, command: Command) {
         match command {
             Command::Register(id, wire, inbox) => {
-                let Some(fd) = lock(&wire).as_ref().map(|ws| ws.get_ref().fd()) else {
+                let Some(fd) = lock(&wire).websocket.as_ref().map(|ws| ws.get_ref().fd()) else {
                     return;
                 };
                 let interest = Interest::READABLE | Interest::WRITABLE;
@@ -202,8 +330,14 @@ impl IoThread {
                     inbox.release(Some(format!("could not watch the socket: {e}")));
                     return;
                 }
-                let connection =
-                    Connection { wire, fd, inbox, closing_deadline: None, ended: None };
+                let connection = Connection {
+                    wire,
+                    fd,
+                    inbox,
+                    closing_deadline: None,
+                    ended: None,
+                    polls_seen: 0,
+                };
                 self.connections.insert(id, connection);
                 // Frames may have arrived with the upgrade answer, already
                 // buffered where epoll cannot see them.
@@ -214,6 +348,7 @@ impl IoThread {
                     connection.start_close(code);
                 }
             }
+            Command::Pump(id) => self.pump(id),
         }
     }
 
@@ -237,10 +372,11 @@ impl IoThread {
         for id in finished {
             if let Some(connection) = self.connections.remove(&id) {
                 self.unfinished.remove(&id);
+                self.deferred.remove(&id);
                 let _ = self.poll.registry().deregister(&mut SourceFd(&connection.fd));
                 let error = connection.ended.flatten();
                 // Closes the socket (libcurl handle) before telling the script.
-                drop(lock(&connection.wire).take());
+                drop(lock(&connection.wire).websocket.take());
                 connection.inbox.release(error);
             }
         }
@@ -329,6 +465,8 @@ struct Connection {
     closing_deadline: Option<Instant>,
     /// `Some(error)` once the connection is over (`Some(None)`: cleanly).
     ended: Option<Option<String>>,
+    /// The script's poll count when the I/O thread last looked.
+    polls_seen: u64,
 }
 
 impl Connection {
@@ -340,11 +478,14 @@ impl Connection {
         }
         let wire = Arc::clone(&self.wire);
         let mut guard = lock(&wire);
-        let Some(websocket) = guard.as_mut() else { return true };
+        let state = &mut *guard;
+        let Some(websocket) = state.websocket.as_mut() else { return true };
+        let mut handed_over = state.handed_over.take();
         let mut batch = Burst::default();
         let mut drained = false;
+        self.inbox.set_readable(false);
         while batch.len() < READ_BURST {
-            match websocket.read() {
+            match handed_over.take().unwrap_or_else(|| websocket.read()) {
                 Ok(Message::Text(text)) => batch.push(text.into(), true),
                 Ok(Message::Binary(data)) => batch.push(data, false),
                 Ok(Message::Close(_)) => {
@@ -373,8 +514,31 @@ impl Connection {
         if batch.len() > 0 {
             self.inbox.deliver(batch.into_messages());
         }
+        if !drained {
+            self.inbox.set_readable(true);
+        }
         self.flush(websocket);
         drained
+    }
+
+    /// Whether the script polled this socket since the I/O thread last
+    /// asked, and is open (a closing socket is read at once).
+    fn script_polling(&mut self) -> bool {
+        let polls = self.inbox.polls();
+        let polling =
+            polls != self.polls_seen && self.inbox.is_open() && !self.inbox.has_sleepers();
+        self.polls_seen = polls;
+        polling
+    }
+
+    /// Writes what tungstenite holds for the socket, unless the script holds
+    /// the wire: it writes it itself before letting go.
+    fn flush_now(&mut self) {
+        let wire = Arc::clone(&self.wire);
+        let Ok(mut guard) = wire.try_lock() else { return };
+        if let Some(websocket) = guard.websocket.as_mut() {
+            self.flush(websocket);
+        }
     }
 
     fn start_close(&mut self, code: u16) {
@@ -384,7 +548,7 @@ impl Connection {
         self.closing_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
         let wire = Arc::clone(&self.wire);
         let mut guard = lock(&wire);
-        let Some(websocket) = guard.as_mut() else { return };
+        let Some(websocket) = guard.websocket.as_mut() else { return };
         let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
         match websocket.close(Some(frame)) {
             Ok(()) => self.flush(websocket),

@@ -5,7 +5,7 @@
 //! no system call, since scripts call it every frame.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,11 @@ pub struct Inbox {
     phase: AtomicU8,
     /// Messages in both queues; read without a lock by `poll`.
     queued: AtomicUsize,
+    /// Input may be waiting unread (in the socket or tungstenite's buffer).
+    readable: AtomicBool,
+    /// How often the script polled; the I/O thread leaves input to a script
+    /// that is polling.
+    polls: AtomicU64,
     taken: Mutex<VecDeque<(Bytes, bool)>>,
     shared: Mutex<Shared>,
     changed: Condvar,
@@ -114,14 +119,37 @@ impl Inbox {
         }
     }
 
-    /// The next message, waiting up to `timeout` (forever when `None`).
-    /// Checks again and again for [`SPIN`] before it sleeps.
-    pub fn recv(&self, timeout: Option<Duration>) -> Polled {
+    /// Input may be waiting that nobody has read yet.
+    pub(super) fn readable(&self) -> bool {
+        self.readable.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn set_readable(&self, readable: bool) {
+        self.readable.store(readable, Ordering::SeqCst);
+    }
+
+    /// Counts a poll by the script.
+    pub(super) fn note_poll(&self) {
+        self.polls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn polls(&self) -> u64 {
+        self.polls.load(Ordering::Relaxed)
+    }
+
+    /// Whether a `recv` sleeps waiting for the I/O thread.
+    pub(super) fn has_sleepers(&self) -> bool {
+        lock(&self.shared).waiters > 0
+    }
+
+    /// The next message from `poll`, waiting up to `timeout` (forever when
+    /// `None`). Checks again and again for `SPIN` before it sleeps.
+    pub fn recv(&self, timeout: Option<Duration>, poll: impl Fn() -> Polled) -> Polled {
         let start = Instant::now();
         let deadline = timeout.map(|t| start + t);
         let spin_until = can_spin().then(|| deadline.map_or(start + SPIN, |d| d.min(start + SPIN)));
         loop {
-            match self.poll() {
+            match poll() {
                 Polled::Empty => {}
                 found => return found,
             }
@@ -133,8 +161,10 @@ impl Inbox {
             }
             let shared = lock(&self.shared);
             // Checked under the lock that `deliver` and `release` take, so
-            // no wake-up is missed between the poll above and the wait.
-            if shared.arrived.is_empty() && !shared.released && self.is_open() {
+            // no wake-up is missed between the poll above and the wait. The
+            // I/O thread marks input readable before it looks for sleepers:
+            // unmarked input finds this one asleep, and reads it for it.
+            if shared.arrived.is_empty() && !shared.released && self.is_open() && !self.readable() {
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 if left.is_some_and(|left| left.is_zero()) {
                     return Polled::Empty;

@@ -2,7 +2,9 @@
 //! then one shared I/O thread moves frames for every socket.
 //!
 //! Threads never touch Lua: the I/O thread fills an [`Inbox`] per socket,
-//! and the script's thread takes complete messages out of it.
+//! and the script's thread takes complete messages out of it. A script that
+//! polls often reads its socket itself, on its own thread (see
+//! `engine::read_inline`): no hand-off between threads per message.
 
 mod connect;
 mod engine;
@@ -58,12 +60,18 @@ impl Socket {
 
     /// The next message, without waiting.
     pub fn poll(&self) -> Polled {
-        self.inbox.poll()
+        self.inbox.note_poll();
+        match self.inbox.poll() {
+            Polled::Empty if self.inbox.readable() => {
+                engine::read_inline(self.id, &self.wire, &self.inbox)
+            }
+            found => found,
+        }
     }
 
     /// The next message, waiting up to `timeout` (forever when `None`).
     pub fn recv(&self, timeout: Option<Duration>) -> Polled {
-        self.inbox.recv(timeout)
+        self.inbox.recv(timeout, || self.poll())
     }
 
     /// Whether the socket is open: not closed, closing or failed.
