@@ -64,7 +64,7 @@ const WAKE: Token = Token(0);
 const READ_BURST: usize = 256;
 /// How long input waits for a script that is polling its socket to read it
 /// itself before the I/O thread does.
-const POLLER_GRACE: Duration = Duration::from_millis(1);
+const POLLER_GRACE: Duration = Duration::from_millis(4);
 /// Control frames (pings, pongs) one inline read skips at most.
 const INLINE_CONTROL_FRAMES: usize = 16;
 
