@@ -154,8 +154,7 @@ pub(super) fn read_inline(id: SocketId, wire: &Wire, inbox: &Inbox) -> Polled {
         return Polled::Empty;
     }
     for _ in 0..INLINE_CONTROL_FRAMES {
-        // Cleared before the read: input that arrives after it sets it again.
-        inbox.set_readable(false);
+        inbox.clear_readable();
         let outcome = websocket.read();
         let message = match outcome {
             Ok(Message::Text(text)) => Polled::Message(text.into(), true),
@@ -165,13 +164,10 @@ pub(super) fn read_inline(id: SocketId, wire: &Wire, inbox: &Inbox) -> Polled {
                 let _ = websocket.flush();
                 continue;
             }
-            Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
-                let _ = websocket.flush();
-                return Polled::Empty;
-            }
+            Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => return Polled::Empty,
             other => {
                 state.handed_over = Some(other);
-                inbox.set_readable(true);
+                inbox.mark_readable();
                 drop(guard);
                 if let Some(handle) = engine().as_ref() {
                     submit(handle, Command::Pump(id));
@@ -180,12 +176,10 @@ pub(super) fn read_inline(id: SocketId, wire: &Wire, inbox: &Inbox) -> Polled {
             }
         };
         // More may sit in tungstenite's buffer, where epoll cannot see it.
-        inbox.set_readable(true);
-        // What a send left, or the I/O thread skipped while we held the wire.
-        let _ = websocket.flush();
+        inbox.mark_maybe_more();
         return message;
     }
-    inbox.set_readable(true);
+    inbox.mark_readable();
     Polled::Empty
 }
 
@@ -284,7 +278,7 @@ impl IoThread {
     /// Waiting output is written at once either way.
     fn read_now(&mut self, id: SocketId) -> bool {
         let Some(connection) = self.connections.get_mut(&id) else { return false };
-        connection.inbox.set_readable(true);
+        connection.inbox.mark_readable();
         if !connection.script_polling() {
             return true;
         }
@@ -483,7 +477,7 @@ impl Connection {
         let mut handed_over = state.handed_over.take();
         let mut batch = Burst::default();
         let mut drained = false;
-        self.inbox.set_readable(false);
+        self.inbox.clear_readable();
         while batch.len() < READ_BURST {
             match handed_over.take().unwrap_or_else(|| websocket.read()) {
                 Ok(Message::Text(text)) => batch.push(text.into(), true),
@@ -515,7 +509,7 @@ impl Connection {
             self.inbox.deliver(batch.into_messages());
         }
         if !drained {
-            self.inbox.set_readable(true);
+            self.inbox.mark_readable();
         }
         self.flush(websocket);
         drained
@@ -531,11 +525,11 @@ impl Connection {
         polling
     }
 
-    /// Writes what tungstenite holds for the socket, unless the script holds
-    /// the wire: it writes it itself before letting go.
+    /// Writes what tungstenite holds for the socket (waiting, if the script
+    /// is reading, for its one non-blocking read).
     fn flush_now(&mut self) {
         let wire = Arc::clone(&self.wire);
-        let Ok(mut guard) = wire.try_lock() else { return };
+        let mut guard = lock(&wire);
         if let Some(websocket) = guard.websocket.as_mut() {
             self.flush(websocket);
         }

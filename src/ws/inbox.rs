@@ -124,13 +124,27 @@ impl Inbox {
         self.readable.load(Ordering::SeqCst)
     }
 
-    pub(super) fn set_readable(&self, readable: bool) {
-        self.readable.store(readable, Ordering::SeqCst);
+    /// Before a read that may reach the socket: input arriving after it
+    /// marks the socket readable again.
+    pub(super) fn clear_readable(&self) {
+        self.readable.store(false, Ordering::SeqCst);
     }
 
-    /// Counts a poll by the script.
+    pub(super) fn mark_readable(&self) {
+        self.readable.store(true, Ordering::SeqCst);
+    }
+
+    /// After a read that returned a message: more may sit in tungstenite's
+    /// buffer. Only a hint to the next poll, so no fence.
+    pub(super) fn mark_maybe_more(&self) {
+        self.readable.store(true, Ordering::Release);
+    }
+
+    /// Counts a poll by the script. Only a sign of life for the I/O thread:
+    /// a count lost between two threads polling one socket does not matter.
     pub(super) fn note_poll(&self) {
-        self.polls.fetch_add(1, Ordering::Relaxed);
+        let polls = self.polls.load(Ordering::Relaxed);
+        self.polls.store(polls.wrapping_add(1), Ordering::Relaxed);
     }
 
     pub(super) fn polls(&self) -> u64 {
