@@ -298,7 +298,7 @@ impl IoThread {
                 return true;
             }
             let Some(connection) = connections.get_mut(id) else { return false };
-            if !connection.inbox.readable() {
+            if !connection.input_waiting() {
                 return false;
             }
             if connection.script_polling() {
@@ -523,6 +523,13 @@ impl Connection {
             polls != self.polls_seen && self.inbox.is_open() && !self.inbox.has_sleepers();
         self.polls_seen = polls;
         polling
+    }
+
+    /// Whether input may be waiting. Asked under the wire lock: a script
+    /// in the middle of a read has cleared the mark and may set it again.
+    fn input_waiting(&self) -> bool {
+        let _reading_done = lock(&self.wire);
+        self.inbox.readable()
     }
 
     /// Writes what tungstenite holds for the socket (waiting, if the script

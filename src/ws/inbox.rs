@@ -135,7 +135,8 @@ impl Inbox {
     }
 
     /// After a read that returned a message: more may sit in tungstenite's
-    /// buffer. Only a hint to the next poll, so no fence.
+    /// buffer. Set under the wire lock, which the I/O thread takes before it
+    /// looks, so no fence.
     pub(super) fn mark_maybe_more(&self) {
         self.readable.store(true, Ordering::Release);
     }
