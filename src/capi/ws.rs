@@ -21,6 +21,9 @@ pub struct luanet_ws {
     socket: Socket,
 }
 
+/// Messages up to this size are copied out of the library's buffers.
+const DETACH_LIMIT: usize = 64 << 10;
+
 /// One complete incoming message. Opaque; free with `luanet_message_free`.
 pub struct luanet_message {
     data: tungstenite::Bytes,
@@ -111,6 +114,13 @@ pub unsafe extern "C" fn luanet_ws_send_binary(
 fn deliver(polled: Polled, socket: &Socket, out: *mut *mut luanet_message) -> luanet_result {
     match polled {
         Polled::Message(data, is_text) => {
+            // A small message may be a view into the socket's read buffer;
+            // a host that keeps it must not keep that buffer too.
+            let data = if data.len() <= DETACH_LIMIT {
+                tungstenite::Bytes::copy_from_slice(&data)
+            } else {
+                data
+            };
             // SAFETY: checked non-NULL by out_arg.
             unsafe { out.write(Box::into_raw(Box::new(luanet_message { data, is_text }))) };
             LUANET_OK

@@ -65,6 +65,10 @@ const READ_BURST: usize = 256;
 /// How long input waits for a script that is polling its socket to read it
 /// itself before the I/O thread does.
 const POLLER_GRACE: Duration = Duration::from_millis(4);
+/// The longest input is left to a polling script. A script working through
+/// a backlog reads nothing new meanwhile; past this, pings still get their
+/// answer and closes are still seen.
+const POLLER_MAX_WAIT: Duration = Duration::from_millis(100);
 /// Control frames (pings, pongs) one inline read skips at most.
 const INLINE_CONTROL_FRAMES: usize = 16;
 
@@ -113,14 +117,16 @@ pub(super) fn register(
 
 /// Writes a message from the script's thread. Err when the connection is
 /// gone or failed (the I/O thread then reports why on the inbox).
-pub(super) fn send(wire: &Wire, message: Outgoing) -> Result<(), String> {
+pub(super) fn send(wire: &Wire, inbox: &Inbox, message: Outgoing) -> Result<(), String> {
     let message = match message {
         Outgoing::Text(text) => Message::text(text),
         Outgoing::Binary(data) => Message::binary(data),
     };
     let mut guard = lock(wire);
     let websocket = guard.websocket.as_mut().ok_or("the WebSocket is closed")?;
-    match websocket.write(message).and_then(|()| websocket.flush()) {
+    let written = websocket.write(message).and_then(|()| websocket.flush());
+    inbox.set_output_waiting(would_block(&written));
+    match written {
         Ok(()) => Ok(()),
         Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => Ok(()),
         Err(Error::ConnectionClosed | Error::AlreadyClosed | Error::Protocol(_)) => {
@@ -135,6 +141,11 @@ pub(super) fn close(id: SocketId, code: u16) {
     if let Some(handle) = engine().as_ref() {
         submit(handle, Command::Close(id, code));
     }
+}
+
+/// True when tungstenite kept output the socket could not take yet.
+fn would_block<T>(result: &tungstenite::Result<T>) -> bool {
+    matches!(result, Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock)
 }
 
 /// Reads the next message on the caller's thread, for a script that polls
@@ -161,13 +172,14 @@ pub(super) fn read_inline(id: SocketId, wire: &Wire, inbox: &Inbox) -> Polled {
             Ok(Message::Binary(data)) => Polled::Message(data, false),
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {
                 // tungstenite queued the answer to a ping.
-                let _ = websocket.flush();
+                inbox.set_output_waiting(would_block(&websocket.flush()));
                 continue;
             }
             Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => return Polled::Empty,
             other => {
+                // The I/O thread ends the connection; the inbox's release
+                // then wakes whoever waits.
                 state.handed_over = Some(other);
-                inbox.mark_readable();
                 drop(guard);
                 if let Some(handle) = engine().as_ref() {
                     submit(handle, Command::Pump(id));
@@ -211,9 +223,9 @@ struct IoThread {
     connections: HashMap<SocketId, Connection>,
     /// Sockets whose last turn ended before their input was drained.
     unfinished: HashSet<SocketId>,
-    /// Sockets with input left for their polling script, and when the I/O
-    /// thread looks again.
-    deferred: HashMap<SocketId, Instant>,
+    /// Sockets with input left for their polling script: when the I/O
+    /// thread looks again, and since when the input waits.
+    deferred: HashMap<SocketId, (Instant, Instant)>,
 }
 
 impl IoThread {
@@ -235,7 +247,7 @@ impl IoThread {
                 self.connections
                     .values()
                     .filter_map(|c| c.closing_deadline)
-                    .chain(self.deferred.values().copied())
+                    .chain(self.deferred.values().map(|&(deadline, _)| deadline))
                     .min()
                     .map(|deadline| deadline.saturating_duration_since(Instant::now()))
             } else {
@@ -251,7 +263,17 @@ impl IoThread {
             for event in events.iter() {
                 match event.token() {
                     WAKE => commands = true,
-                    Token(id) => input.push(id),
+                    Token(id)
+                        if event.is_readable() || event.is_read_closed() || event.is_error() =>
+                    {
+                        input.push(id)
+                    }
+                    // Only writable: write what waits.
+                    Token(id) => {
+                        if let Some(connection) = self.connections.get_mut(&id) {
+                            connection.flush_waiting();
+                        }
+                    }
                 }
             }
             let mut ready: Vec<SocketId> =
@@ -282,8 +304,9 @@ impl IoThread {
         if !connection.script_polling() {
             return true;
         }
-        connection.flush_now();
-        self.deferred.entry(id).or_insert_with(|| Instant::now() + POLLER_GRACE);
+        connection.flush_waiting();
+        let now = Instant::now();
+        self.deferred.entry(id).or_insert((now + POLLER_GRACE, now));
         false
     }
 
@@ -293,15 +316,19 @@ impl IoThread {
         let now = Instant::now();
         let mut due = Vec::new();
         let connections = &mut self.connections;
-        self.deferred.retain(|id, deadline| {
+        self.deferred.retain(|id, (deadline, since)| {
             if *deadline > now {
                 return true;
             }
             let Some(connection) = connections.get_mut(id) else { return false };
-            if !connection.input_waiting() {
-                return false;
-            }
-            if connection.script_polling() {
+            let left_long = now.duration_since(*since) >= POLLER_MAX_WAIT;
+            let leave = match connection.input_waiting() {
+                Some(false) => return false,
+                // The script holds the wire: it is reading, or sending.
+                None => !left_long,
+                Some(true) => !left_long && connection.script_polling(),
+            };
+            if leave {
                 *deadline = now + POLLER_GRACE;
                 return true;
             }
@@ -516,7 +543,8 @@ impl Connection {
     }
 
     /// Whether the script polled this socket since the I/O thread last
-    /// asked, and is open (a closing socket is read at once).
+    /// asked and will read it itself: it is open (a closing socket is read
+    /// at once) and no `recv` sleeps on it.
     fn script_polling(&mut self) -> bool {
         let polls = self.inbox.polls();
         let polling =
@@ -525,16 +553,20 @@ impl Connection {
         polling
     }
 
-    /// Whether input may be waiting. Asked under the wire lock: a script
-    /// in the middle of a read has cleared the mark and may set it again.
-    fn input_waiting(&self) -> bool {
-        let _reading_done = lock(&self.wire);
-        self.inbox.readable()
+    /// Whether input may be waiting; `None` while the script holds the wire.
+    /// Asked under the wire lock: a script in the middle of a read has
+    /// cleared the mark and may set it again.
+    fn input_waiting(&self) -> Option<bool> {
+        let _reading_done = self.wire.try_lock().ok()?;
+        Some(self.inbox.readable())
     }
 
-    /// Writes what tungstenite holds for the socket (waiting, if the script
-    /// is reading, for its one non-blocking read).
-    fn flush_now(&mut self) {
+    /// Writes what tungstenite holds for the socket, if anything. Rare (the
+    /// socket was full), so waiting for the wire is fine then.
+    fn flush_waiting(&mut self) {
+        if !self.inbox.output_waiting() {
+            return;
+        }
         let wire = Arc::clone(&self.wire);
         let mut guard = lock(&wire);
         if let Some(websocket) = guard.websocket.as_mut() {
@@ -559,7 +591,9 @@ impl Connection {
     }
 
     fn flush(&mut self, websocket: &mut WebSocket<Tunnel>) {
-        match websocket.flush() {
+        let flushed = websocket.flush();
+        self.inbox.set_output_waiting(would_block(&flushed));
+        match flushed {
             Ok(()) => {}
             Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => self.end(websocket, e),

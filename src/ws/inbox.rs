@@ -73,6 +73,9 @@ pub struct Inbox {
     /// How often the script polled; the I/O thread leaves input to a script
     /// that is polling.
     polls: AtomicU64,
+    /// tungstenite holds output the socket could not take yet; the I/O
+    /// thread writes it when the socket becomes writable.
+    output_waiting: AtomicBool,
     taken: Mutex<VecDeque<(Bytes, bool)>>,
     shared: Mutex<Shared>,
     changed: Condvar,
@@ -141,6 +144,15 @@ impl Inbox {
         self.readable.store(true, Ordering::Release);
     }
 
+    pub(super) fn output_waiting(&self) -> bool {
+        self.output_waiting.load(Ordering::SeqCst)
+    }
+
+    /// Set after every write to the socket, under the wire lock.
+    pub(super) fn set_output_waiting(&self, waiting: bool) {
+        self.output_waiting.store(waiting, Ordering::SeqCst);
+    }
+
     /// Counts a poll by the script. Only a sign of life for the I/O thread:
     /// a count lost between two threads polling one socket does not matter.
     pub(super) fn note_poll(&self) {
@@ -179,7 +191,16 @@ impl Inbox {
             // no wake-up is missed between the poll above and the wait. The
             // I/O thread marks input readable before it looks for sleepers:
             // unmarked input finds this one asleep, and reads it for it.
-            if shared.arrived.is_empty() && !shared.released && self.is_open() && !self.readable() {
+            if shared.arrived.is_empty() && !shared.released && self.is_open() {
+                if self.readable() {
+                    // Input another thread is reading right now: let it.
+                    drop(shared);
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Polled::Empty;
+                    }
+                    std::thread::yield_now();
+                    continue;
+                }
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                 if left.is_some_and(|left| left.is_zero()) {
                     return Polled::Empty;

@@ -55,7 +55,7 @@ impl Socket {
         if !self.inbox.is_open() {
             return Err("the WebSocket is closed".to_owned());
         }
-        engine::send(&self.wire, message)
+        engine::send(&self.wire, &self.inbox, message)
     }
 
     /// The next message, without waiting.
