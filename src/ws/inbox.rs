@@ -1,8 +1,10 @@
 //! What the I/O thread and the script's thread share for one socket: the
-//! queue of complete incoming messages and the socket's phase.
+//! queue of complete incoming messages, the socket's phase, and the marks
+//! that say who reads and writes it (input waiting, polls, output waiting).
 //!
-//! `poll` on an empty, open socket reads two atomics and returns: no lock,
-//! no system call, since scripts call it every frame.
+//! `poll` on an empty, open socket with no input waiting reads a few
+//! atomics and returns: no lock, no system call, since scripts call it
+//! every frame.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
