@@ -10,7 +10,7 @@ use super::boundary::luanet_result::{
 use super::boundary::{
     bytes_arg, bytes_out, fail, guard, guard_value, out_arg, str_arg, timeout_arg,
 };
-use crate::ws::{Outgoing, Polled, Socket};
+use crate::ws::{Outgoing, Polled, Socket, DETACH_LIMIT};
 
 /// A client WebSocket. Opaque; free with `luanet_ws_free`.
 ///
@@ -20,9 +20,6 @@ use crate::ws::{Outgoing, Polled, Socket};
 pub struct luanet_ws {
     socket: Socket,
 }
-
-/// Messages up to this size are copied out of the library's buffers.
-const DETACH_LIMIT: usize = 64 << 10;
 
 /// One complete incoming message. Opaque; free with `luanet_message_free`.
 pub struct luanet_message {

@@ -109,7 +109,7 @@ fn aim(
 ) -> Result<Target, String> {
     if let Some(target) = previous.filter(|t| t.url == request.url) {
         if target.budget != request.timeout {
-            easy.timeout(request.timeout.unwrap_or(Duration::ZERO))
+            set_budget(easy, request.timeout)
                 .map_err(|e| error::describe(&e, easy, &target.endpoint, request.timeout))?;
         }
         return Ok(Target { budget: request.timeout, ..target });
@@ -284,6 +284,11 @@ fn configure_target<H>(
     let redirect: &std::ffi::CStr =
         if endpoint.scheme() == "https" { c"https" } else { c"http,https" };
     set_pointer(easy, CURLOPT_REDIR_PROTOCOLS_STR, redirect.as_ptr().cast())?;
-    // 0: no budget beyond the connect and idle defaults.
+    set_budget(easy, budget)
+}
+
+/// The caller's budget for the whole transfer; `None` sets none beyond the
+/// connect and idle defaults (libcurl's 0).
+fn set_budget<H>(easy: &mut Easy2<H>, budget: Option<Duration>) -> Result<(), curl::Error> {
     easy.timeout(budget.unwrap_or(Duration::ZERO))
 }

@@ -28,7 +28,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Bytes, Error, Message, WebSocket};
 
-use super::{error, Inbox, Outgoing, Polled, CLOSE_TIMEOUT, MAX_MESSAGE_SIZE};
+use super::{error, Inbox, Outgoing, Polled, CLOSE_TIMEOUT, DETACH_LIMIT, MAX_MESSAGE_SIZE};
 use crate::http::tunnel::Tunnel;
 
 /// Identifies a socket to the I/O thread (its mio token).
@@ -424,9 +424,6 @@ impl IoThread {
         true
     }
 }
-
-/// Messages up to this size are copied out of tungstenite's read buffer.
-const DETACH_LIMIT: usize = 64 << 10;
 
 /// The messages of one read burst, on their way to the inbox.
 ///

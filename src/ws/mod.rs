@@ -19,6 +19,9 @@ pub use inbox::{Inbox, Polled};
 /// Largest incoming message accepted; a larger one fails the connection
 /// with close code 1009 (message too big).
 pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
+/// Messages up to this size are copied out of tungstenite's read buffer
+/// wherever they may be kept: a kept view would keep the whole buffer.
+pub const DETACH_LIMIT: usize = 64 << 10;
 /// How long closing waits for the peer to answer the close frame.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
