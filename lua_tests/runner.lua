@@ -185,15 +185,15 @@ function T.inspect(body)
   return t
 end
 
--- r is T.pack(net_http_get/post(...)): a success, true, status, body, nil.
--- The body is checked exactly unless body is nil.
+-- r is T.pack(net_http_get/post(...)): a success, exactly the contract's
+-- three values true, status, body (the message is a fourth value only on
+-- failure). The body is checked exactly unless body is nil.
 function T.check_ok(r, status, body, what)
   what = what or "request"
-  T.eq(r.n, 4, what .. ": number of results")
   if r[1] ~= true then
     error(what .. ": expected ok == true, got " .. show(r[1]) .. " with error " .. show(r[4]), 2)
   end
-  T.eq(r[4], nil, what .. ": 4th result (error) on success")
+  T.eq(r.n, 3, what .. ": number of results")
   T.eq(r[2], status, what .. ": status")
   if body ~= nil then T.eq(r[3], body, what .. ": body") end
   T.eq(type(r[3]), "string", what .. ": type of body")

@@ -13,6 +13,9 @@ cargo fmt --manifest-path tools/lua55/Cargo.toml -- --check
 cargo clippy --release --quiet -- -D warnings                        # the Lua 5.4 module
 cargo clippy --release --quiet --no-default-features -- -D warnings  # the C library
 
+echo "== unit tests"
+cargo test --release --quiet --lib
+
 echo "== build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j 2

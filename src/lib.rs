@@ -52,6 +52,7 @@ pub mod http;
 pub mod lifetime;
 #[cfg(feature = "lua")]
 pub mod lua;
+pub mod timeout;
 pub mod tls;
 pub mod ws;
 

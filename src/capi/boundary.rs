@@ -134,7 +134,8 @@ pub(crate) fn out_arg<T>(out: *mut *mut T) -> Result<(), luanet_result> {
     }
 }
 
-/// A timeout in milliseconds where 0 means none.
+/// A timeout in milliseconds under the one rule of [`crate::timeout`]: 0
+/// means the default, more than `MAX_MS` no limit.
 pub(crate) fn timeout_arg(ms: u32) -> Option<std::time::Duration> {
-    (ms > 0).then(|| std::time::Duration::from_millis(u64::from(ms)))
+    crate::timeout::from_millis(f64::from(ms)).unwrap_or(None)
 }

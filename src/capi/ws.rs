@@ -10,7 +10,7 @@ use super::boundary::luanet_result::{
 use super::boundary::{
     bytes_arg, bytes_out, fail, guard, guard_value, out_arg, str_arg, timeout_arg,
 };
-use crate::ws::{Outgoing, Polled, Socket, DETACH_LIMIT};
+use crate::ws::{sendable_close_code, Outgoing, Polled, Socket, DETACH_LIMIT};
 
 /// A client WebSocket. Opaque; free with `luanet_ws_free`.
 ///
@@ -124,7 +124,7 @@ fn deliver(polled: Polled, socket: &Socket, out: *mut *mut luanet_message) -> lu
         }
         Polled::Empty => LUANET_EMPTY,
         Polled::Closed => {
-            let why = socket.close_error().unwrap_or_else(|| "the WebSocket is closed".to_owned());
+            let why = socket.close_error().unwrap_or_else(|| crate::ws::CLOSED.to_owned());
             fail(LUANET_CLOSED, why)
         }
     }
@@ -197,9 +197,8 @@ pub unsafe extern "C" fn luanet_ws_is_open(ws: *const luanet_ws) -> bool {
 pub unsafe extern "C" fn luanet_ws_close(ws: *const luanet_ws, code: u16) -> luanet_result {
     guard(|| {
         let socket = unsafe { socket(ws) }?;
-        if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
-            return Err(fail(LUANET_ERR_ARGUMENT, format!("close code {code} may not be sent")));
-        }
+        let code = sendable_close_code(i64::from(code))
+            .map_err(|rule| fail(LUANET_ERR_ARGUMENT, format!("close code {code}: {rule}")))?;
         socket.close(code);
         Ok(LUANET_OK)
     })

@@ -4,7 +4,7 @@
 use std::ffi::c_int;
 use std::time::Duration;
 
-use super::compat::*;
+use super::boundary::{Failure, Kind, Lua};
 
 /// The function being called, for error messages.
 pub(crate) struct Callee {
@@ -24,98 +24,91 @@ impl Callee {
         Callee { name, method: true }
     }
 
-    /// A bad argument message for the value at stack `index`.
-    pub(crate) fn bad_argument(&self, index: c_int, problem: &str) -> String {
-        match (self.method, index) {
+    /// A bad argument error for the value at stack `index`.
+    pub(crate) fn bad_argument(&self, index: c_int, problem: &str) -> Failure {
+        Failure::Message(match (self.method, index) {
             (true, 1) => format!("calling '{}' on bad self ({problem})", self.name),
             (true, _) => format!("bad argument #{} to '{}' ({problem})", index - 1, self.name),
             (false, _) => format!("bad argument #{index} to '{}' ({problem})", self.name),
-        }
+        })
     }
 
     /// "`expected` expected, got <type of the value at index>".
-    ///
-    /// # Safety
-    /// `L` is a valid state.
-    pub(crate) unsafe fn type_error(
-        &self,
-        L: *mut lua_State,
-        index: c_int,
-        expected: &str,
-    ) -> String {
-        let got = unsafe { type_name(L, index) };
+    pub(crate) fn type_error(&self, lua: &Lua, index: c_int, expected: &str) -> Failure {
+        let got = lua.kind(index).name();
         self.bad_argument(index, &format!("{expected} expected, got {got}"))
     }
 }
 
-/// A string argument (numbers convert, as in `luaL_checklstring`), borrowed
-/// from Lua: valid while the value stays on the stack, i.e. for the call.
-///
-/// # Safety
-/// `L` is a valid state; the slice must not outlive the current call.
-pub(crate) unsafe fn check_bytes<'a>(
-    L: *mut lua_State,
-    index: c_int,
-    callee: &Callee,
-) -> Result<&'a [u8], String> {
-    let kind = unsafe { lua_type(L, index) };
-    if kind != LUA_TSTRING && kind != LUA_TNUMBER {
-        return Err(unsafe { callee.type_error(L, index, "string") });
+/// A stack slot checked to hold a string argument; read it with
+/// [`Text::bytes`] while the call runs.
+#[derive(Clone, Copy)]
+pub(crate) struct Text(c_int);
+
+impl Text {
+    /// The slot at `index`, which the caller has seen holds a string.
+    pub(crate) fn at(index: c_int) -> Text {
+        Text(index)
     }
-    Ok(unsafe { to_bytes(L, index) })
+
+    /// The bytes, borrowed from Lua.
+    pub(crate) fn bytes(self, lua: &Lua) -> &[u8] {
+        lua.string(self.0).unwrap_or_default()
+    }
+
+    /// The text of a slot checked by [`utf8`].
+    pub(crate) fn str(self, lua: &Lua) -> &str {
+        std::str::from_utf8(self.bytes(lua)).unwrap_or_default()
+    }
 }
 
-/// Like [`check_bytes`], for text that must be UTF-8 (URLs).
-///
-/// # Safety
-/// As for [`check_bytes`].
-pub(crate) unsafe fn check_str<'a>(
-    L: *mut lua_State,
-    index: c_int,
-    callee: &Callee,
-) -> Result<&'a str, String> {
-    let bytes = unsafe { check_bytes(L, index, callee) }?;
-    std::str::from_utf8(bytes).map_err(|_| callee.bad_argument(index, "string is not valid UTF-8"))
+/// A string argument; a number is converted in place, as in
+/// `luaL_checklstring`.
+pub(crate) fn string(lua: &mut Lua, index: c_int, callee: &Callee) -> Result<Text, Failure> {
+    match lua.kind(index) {
+        Kind::String => {}
+        Kind::Number => lua.convert_to_string(index)?,
+        _ => return Err(callee.type_error(lua, index, "string")),
+    }
+    Ok(Text(index))
 }
 
-/// An optional `timeout_ms`: `nil`, absent or `0` mean "no limit / the
-/// defaults".
-///
-/// # Safety
-/// `L` is a valid state.
-pub(crate) unsafe fn opt_timeout(
-    L: *mut lua_State,
-    index: c_int,
-    callee: &Callee,
-) -> Result<Option<Duration>, String> {
-    if unsafe { lua_isnoneornil(L, index) } != 0 {
-        return Ok(None);
+/// Like [`string`], for text that must be UTF-8 (URLs).
+pub(crate) fn utf8(lua: &mut Lua, index: c_int, callee: &Callee) -> Result<Text, Failure> {
+    let text = string(lua, index, callee)?;
+    if std::str::from_utf8(text.bytes(lua)).is_err() {
+        return Err(callee.bad_argument(index, "string is not valid UTF-8"));
     }
-    let ms = unsafe { check_number(L, index, callee) }?;
-    if ms.is_nan() || ms < 0.0 {
-        return Err(callee.bad_argument(index, "timeout_ms must be a non-negative number"));
-    }
-    if ms == 0.0 {
-        return Ok(None);
-    }
-    // Round a fraction up so that 0.5 ms is not "no timeout"; cap at ~31 years.
-    let ms = ms.ceil().min(1e12) as u64;
-    Ok(Some(Duration::from_millis(ms)))
+    Ok(text)
 }
 
 /// A number argument (numeric strings convert, as in `luaL_checknumber`).
-///
-/// # Safety
-/// `L` is a valid state.
-pub(crate) unsafe fn check_number(
-    L: *mut lua_State,
+pub(crate) fn number(lua: &Lua, index: c_int, callee: &Callee) -> Result<f64, Failure> {
+    lua.number(index).ok_or_else(|| callee.type_error(lua, index, "number"))
+}
+
+/// An optional `timeout_ms` under the rule of [`crate::timeout`]: absent,
+/// `nil`, `0`, `+inf` or too large for the engine mean `None`.
+pub(crate) fn timeout(
+    lua: &Lua,
     index: c_int,
     callee: &Callee,
-) -> Result<f64, String> {
-    let mut is_number = 0;
-    let value = unsafe { lua_tonumberx(L, index, &mut is_number) };
-    if is_number == 0 {
-        return Err(unsafe { callee.type_error(L, index, "number") });
+) -> Result<Option<Duration>, Failure> {
+    if lua.is_none_or_nil(index) {
+        return Ok(None);
     }
-    Ok(value)
+    crate::timeout::from_millis(number(lua, index, callee)?)
+        .map_err(|rule| callee.bad_argument(index, rule))
+}
+
+/// An optional WebSocket close code (1000 when absent): an integer the
+/// core's rule accepts, else an error; nothing wraps.
+pub(crate) fn close_code(lua: &Lua, index: c_int, callee: &Callee) -> Result<u16, Failure> {
+    if lua.is_none_or_nil(index) {
+        return Ok(1000);
+    }
+    let code = number(lua, index, callee)?;
+    let integral = code.is_finite() && code.fract() == 0.0;
+    let code = if integral { code as i64 } else { i64::MIN };
+    crate::ws::sendable_close_code(code).map_err(|rule| callee.bad_argument(index, rule))
 }

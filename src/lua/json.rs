@@ -19,12 +19,14 @@ use std::ffi::{c_int, c_void};
 
 use serde_json::{Map, Number, Value};
 
-use super::args::{check_bytes, Callee};
-use super::boundary::lua_function;
-use super::compat::*;
+use super::args::{self, Callee};
+use super::boundary::{lua_function, Failure, Kind, Lua, Raw};
 
 /// Deepest nesting encoded or decoded (serde_json's own decoding limit).
 pub(crate) const MAX_DEPTH: usize = 128;
+
+/// Stack slots one level of the encoder's walk uses (table, key, value).
+const SLOTS_PER_LEVEL: c_int = 3;
 
 /// The address behind `net.null`; only its identity matters.
 static NULL_SENTINEL: u8 = 0;
@@ -34,11 +36,8 @@ fn null_pointer() -> *mut c_void {
 }
 
 /// Pushes `net.null`.
-///
-/// # Safety
-/// `L` is a valid state with room for one more slot.
-pub(crate) unsafe fn push_null(L: *mut lua_State) {
-    unsafe { lua_pushlightuserdata(L, null_pointer()) };
+pub(crate) fn push_null(raw: Raw) {
+    raw.push_light_userdata(null_pointer());
 }
 
 lua_function!(
@@ -50,142 +49,137 @@ lua_function!(
     json_decode => decode_function
 );
 
-unsafe fn encode_function(L: *mut lua_State) -> Result<c_int, String> {
-    let text = unsafe { encode(L, 1) }.map_err(|e| format!("json_encode: {e}"))?;
-    unsafe { push_bytes(L, text.as_bytes()) };
+fn encode_function(lua: &mut Lua) -> Result<c_int, Failure> {
+    let text = encode(lua, 1).map_err(|e| match e {
+        EncodeError::Rule(rule) => Failure::Message(format!("json_encode: {rule}")),
+        EncodeError::Lua(raised) => raised,
+    })?;
+    lua.push_bytes(text.as_bytes())?;
     Ok(1)
 }
 
-unsafe fn decode_function(L: *mut lua_State) -> Result<c_int, String> {
-    let text = unsafe { check_bytes(L, 1, &Callee::function("json_decode")) }?;
-    let value: Value =
-        serde_json::from_slice(text).map_err(|e| format!("json_decode: invalid JSON: {e}"))?;
-    unsafe { push_value(L, &value) };
+fn decode_function(lua: &mut Lua) -> Result<c_int, Failure> {
+    let text = args::string(lua, 1, &Callee::function("json_decode"))?;
+    let value: Value = serde_json::from_slice(text.bytes(lua))
+        .map_err(|e| Failure::Message(format!("json_decode: invalid JSON: {e}")))?;
+    lua.protected(0, 1, |raw| {
+        push_value(raw, &value);
+        1
+    })?;
     Ok(1)
 }
 
-/// Encodes the value at `idx` as JSON text.
-///
-/// # Safety
-/// `L` is a valid state.
-pub(crate) unsafe fn encode(L: *mut lua_State, idx: c_int) -> Result<String, String> {
+/// Why encoding stopped: a rule of the format, or a Lua error (no stack
+/// space) that the caller raises as it is.
+enum EncodeError {
+    Rule(String),
+    Lua(Failure),
+}
+
+/// Encodes the value at `idx` as JSON text. The walk uses raw access only
+/// (no `__index`, `__pairs` or `__len`), so no Lua code runs and nothing
+/// can change the tables under it.
+fn encode(lua: &mut Lua, idx: c_int) -> Result<String, EncodeError> {
+    let idx = lua.absolute(idx);
+    // Every slot the deepest walk needs, reserved up front: the walk itself
+    // then allocates nothing in Lua.
+    lua.reserve(SLOTS_PER_LEVEL * MAX_DEPTH as c_int + 4).map_err(EncodeError::Lua)?;
     let mut visiting = HashSet::new();
-    let value = unsafe { to_value(L, idx, &mut visiting) }?;
-    serde_json::to_string(&value).map_err(|e| e.to_string())
+    let value = to_value(lua, idx, &mut visiting).map_err(EncodeError::Rule)?;
+    serde_json::to_string(&value).map_err(|e| EncodeError::Rule(e.to_string()))
 }
 
-unsafe fn to_value(
-    L: *mut lua_State,
-    idx: c_int,
-    visiting: &mut HashSet<*const c_void>,
-) -> Result<Value, String> {
-    match unsafe { lua_type(L, idx) } {
-        LUA_TNIL => Ok(Value::Null),
-        LUA_TBOOLEAN => Ok(Value::Bool(unsafe { lua_toboolean(L, idx) } != 0)),
-        LUA_TNUMBER => unsafe { number(L, idx) },
-        LUA_TSTRING => unsafe { string(L, idx) }.map(Value::String),
-        LUA_TLIGHTUSERDATA if unsafe { lua_touserdata(L, idx) } == null_pointer() => {
-            Ok(Value::Null)
-        }
-        LUA_TTABLE => unsafe { table(L, idx, visiting) },
-        _ => Err(format!("cannot encode a {}", unsafe { type_name(L, idx) })),
+fn to_value(lua: &Lua, idx: c_int, visiting: &mut HashSet<*const c_void>) -> Result<Value, String> {
+    match lua.kind(idx) {
+        Kind::Nil => Ok(Value::Null),
+        Kind::Boolean => Ok(Value::Bool(lua.boolean(idx))),
+        Kind::Number => number(lua, idx),
+        Kind::String => string(lua, idx).map(Value::String),
+        Kind::LightUserdata if lua.userdata(idx) == null_pointer() => Ok(Value::Null),
+        Kind::Table => table(lua, idx, visiting),
+        other => Err(format!("cannot encode a {}", other.name())),
     }
 }
 
-unsafe fn number(L: *mut lua_State, idx: c_int) -> Result<Value, String> {
-    if unsafe { lua_isinteger(L, idx) } != 0 {
-        return Ok(Value::Number(Number::from(unsafe { lua_tointeger(L, idx) } as i64)));
+fn number(lua: &Lua, idx: c_int) -> Result<Value, String> {
+    if let Some(integer) = lua.integer(idx) {
+        return Ok(Value::Number(Number::from(integer)));
     }
-    let n = unsafe { lua_tonumber(L, idx) };
+    let n = lua.number(idx).unwrap_or(f64::NAN);
     Number::from_f64(n).map(Value::Number).ok_or_else(|| format!("cannot encode the number {n}"))
 }
 
-unsafe fn string(L: *mut lua_State, idx: c_int) -> Result<String, String> {
-    let bytes = unsafe { to_bytes(L, idx) };
+fn string(lua: &Lua, idx: c_int) -> Result<String, String> {
+    let bytes = lua.string(idx).unwrap_or_default();
     String::from_utf8(bytes.to_vec())
         .map_err(|_| "cannot encode a string that is not valid UTF-8".to_owned())
 }
 
-unsafe fn table(
-    L: *mut lua_State,
-    idx: c_int,
-    visiting: &mut HashSet<*const c_void>,
-) -> Result<Value, String> {
+fn table(lua: &Lua, idx: c_int, visiting: &mut HashSet<*const c_void>) -> Result<Value, String> {
     // Absolute: the walk pushes keys and values above it.
-    let idx = unsafe { lua_absindex(L, idx) };
-    let identity = unsafe { lua_topointer(L, idx) };
+    let idx = lua.absolute(idx);
+    let identity = lua.identity(idx);
     if visiting.len() >= MAX_DEPTH {
         return Err(format!("nesting deeper than {MAX_DEPTH} levels"));
     }
     if !visiting.insert(identity) {
         return Err("cannot encode a table that contains itself".to_owned());
     }
-    if unsafe { lua_checkstack(L, 3) } == 0 {
-        return Err("out of Lua stack space".to_owned());
-    }
-    let result = match unsafe { array_length(L, idx) } {
-        Some(n) => unsafe { array(L, idx, n, visiting) },
-        None => unsafe { object(L, idx, visiting) },
+    let result = match array_length(lua, idx) {
+        Some(n) => array(lua, idx, n, visiting),
+        None => object(lua, idx, visiting),
     };
     visiting.remove(&identity);
     result
 }
 
 /// `Some(n)` when the keys are exactly 1..n with n >= 1.
-unsafe fn array_length(L: *mut lua_State, idx: c_int) -> Option<usize> {
+fn array_length(lua: &Lua, idx: c_int) -> Option<usize> {
     let (mut count, mut max) = (0usize, 0i64);
     let mut sequence = true;
-    unsafe {
-        lua_pushnil(L);
-        while lua_next(L, idx) != 0 {
-            lua_pop(L, 1);
-            count += 1;
-            if sequence && lua_type(L, -1) == LUA_TNUMBER && lua_isinteger(L, -1) != 0 {
-                let key = lua_tointeger(L, -1) as i64;
-                if key >= 1 {
-                    max = max.max(key);
-                    continue;
-                }
+    lua.push_nil();
+    while lua.next(idx) {
+        lua.pop(1);
+        count += 1;
+        if sequence {
+            if let Some(key) = lua.integer(-1).filter(|&key| key >= 1) {
+                max = max.max(key);
+                continue;
             }
-            sequence = false;
         }
+        sequence = false;
     }
-    (sequence && count > 0 && max as usize == count).then_some(count)
+    (sequence && count > 0 && usize::try_from(max) == Ok(count)).then_some(count)
 }
 
-unsafe fn array(
-    L: *mut lua_State,
+fn array(
+    lua: &Lua,
     idx: c_int,
     n: usize,
     visiting: &mut HashSet<*const c_void>,
 ) -> Result<Value, String> {
     let mut items = Vec::with_capacity(n);
     for i in 1..=n {
-        unsafe { lua_rawgeti(L, idx, i as lua_Integer) };
-        let item = unsafe { to_value(L, -1, visiting) };
-        unsafe { lua_pop(L, 1) };
+        lua.push_raw_index(idx, i as i64);
+        let item = to_value(lua, -1, visiting);
+        lua.pop(1);
         items.push(item?);
     }
     Ok(Value::Array(items))
 }
 
-unsafe fn object(
-    L: *mut lua_State,
-    idx: c_int,
-    visiting: &mut HashSet<*const c_void>,
-) -> Result<Value, String> {
+fn object(lua: &Lua, idx: c_int, visiting: &mut HashSet<*const c_void>) -> Result<Value, String> {
     let mut map = Map::new();
-    unsafe { lua_pushnil(L) };
-    while unsafe { lua_next(L, idx) } != 0 {
-        let entry =
-            unsafe { key(L, -2) }.and_then(|key| Ok((key, unsafe { to_value(L, -1, visiting) }?)));
+    lua.push_nil();
+    while lua.next(idx) {
+        let entry = key(lua, -2).and_then(|key| Ok((key, to_value(lua, -1, visiting)?)));
         match entry {
             Ok((key, value)) => {
                 map.insert(key, value);
-                unsafe { lua_pop(L, 1) };
+                lua.pop(1);
             }
             Err(e) => {
-                unsafe { lua_pop(L, 2) };
+                lua.pop(2);
                 return Err(e);
             }
         }
@@ -193,55 +187,53 @@ unsafe fn object(
     Ok(Value::Object(map))
 }
 
-/// An object key. Numbers are copied before converting: `lua_tolstring` on
-/// the key itself would confuse `lua_next`.
-unsafe fn key(L: *mut lua_State, idx: c_int) -> Result<String, String> {
-    match unsafe { lua_type(L, idx) } {
-        LUA_TSTRING => unsafe { string(L, idx) },
-        LUA_TNUMBER if unsafe { lua_isinteger(L, idx) } != 0 => {
-            Ok((unsafe { lua_tointeger(L, idx) } as i64).to_string())
-        }
-        LUA_TNUMBER => {
-            let n = unsafe { lua_tonumber(L, idx) };
-            if n.is_finite() {
-                Ok(n.to_string())
-            } else {
-                Err(format!("cannot encode the table key {n}"))
+/// An object key. Numbers are never converted on the stack: that would
+/// confuse `lua_next`.
+fn key(lua: &Lua, idx: c_int) -> Result<String, String> {
+    match lua.kind(idx) {
+        Kind::String => string(lua, idx),
+        Kind::Number => match lua.integer(idx) {
+            Some(integer) => Ok(integer.to_string()),
+            None => {
+                let n = lua.number(idx).unwrap_or(f64::NAN);
+                if n.is_finite() {
+                    Ok(n.to_string())
+                } else {
+                    Err(format!("cannot encode the table key {n}"))
+                }
             }
-        }
-        _ => Err(format!("cannot encode a table key of type {}", unsafe { type_name(L, idx) })),
+        },
+        other => Err(format!("cannot encode a table key of type {}", other.name())),
     }
 }
 
-/// Pushes a decoded JSON value.
-///
-/// # Safety
-/// `L` is a valid state.
-unsafe fn push_value(L: *mut lua_State, value: &Value) {
-    unsafe {
-        lua_checkstack(L, 3);
-        match value {
-            Value::Null => push_null(L),
-            Value::Bool(b) => lua_pushboolean(L, c_int::from(*b)),
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => push_integer(L, i),
-                None => lua_pushnumber(L, n.as_f64().unwrap_or(f64::NAN)),
-            },
-            Value::String(s) => push_bytes(L, s.as_bytes()),
-            Value::Array(items) => {
-                lua_createtable(L, items.len().min(c_int::MAX as usize) as c_int, 0);
-                for (i, item) in items.iter().enumerate() {
-                    push_value(L, item);
-                    lua_rawseti(L, -2, (i + 1) as lua_Integer);
-                }
+/// Pushes a decoded JSON value, inside a protected section: it only
+/// borrows the tree, and recursion is bounded by serde_json's depth limit.
+fn push_value(raw: Raw, value: &Value) {
+    raw.reserve(3);
+    match value {
+        Value::Null => push_null(raw),
+        Value::Bool(b) => raw.push_boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => raw.push_integer(i),
+            None => raw.push_number(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => raw.push_bytes(s.as_bytes()),
+        Value::Array(items) => {
+            raw.create_table(items.len(), 0);
+            let mut i = 0;
+            for item in items {
+                i += 1;
+                push_value(raw, item);
+                raw.raw_set_index(-2, i);
             }
-            Value::Object(map) => {
-                lua_createtable(L, 0, map.len().min(c_int::MAX as usize) as c_int);
-                for (key, item) in map {
-                    push_bytes(L, key.as_bytes());
-                    push_value(L, item);
-                    lua_rawset(L, -3);
-                }
+        }
+        Value::Object(map) => {
+            raw.create_table(0, map.len());
+            for (key, item) in map {
+                raw.push_bytes(key.as_bytes());
+                push_value(raw, item);
+                raw.raw_set(-3);
             }
         }
     }

@@ -7,14 +7,13 @@
 
 pub(crate) mod args;
 pub(crate) mod boundary;
-pub(crate) mod compat;
 mod http;
 mod json;
 mod ws;
 
 use std::ffi::{c_int, CStr};
 
-use compat::*;
+use boundary::{lua_CFunction, lua_State, Kind, Raw};
 
 /// Module functions, each also set as the contract's global name.
 const FUNCTIONS: &[(&CStr, Option<&CStr>, lua_CFunction)] = &[
@@ -33,65 +32,72 @@ const JSON_GLOBALS: &[(&CStr, &CStr)] =
 /// Entry point for `require "net"` and for hosts that call it directly.
 /// Returns the module table and installs the contract's globals.
 ///
+/// What it raises (no memory, a `_G` whose `__newindex` raises) reaches the
+/// caller as a plain Lua error: see [`boundary::open`].
+///
 /// # Safety
 /// `L` is a valid Lua state of the ABI this library was built for.
 #[no_mangle]
 pub unsafe extern "C-unwind" fn luaopen_net(L: *mut lua_State) -> c_int {
-    // SAFETY: the host calls this with a valid state.
-    unsafe { boundary::protect(L, open_module) }
-}
-
-unsafe fn open_module(L: *mut lua_State) -> Result<c_int, String> {
     crate::lifetime::pin_library();
-    unsafe {
-        lua_checkstack(L, 4);
-        lua_createtable(L, 0, FUNCTIONS.len() as c_int + 1);
-        for (field, global, function) in FUNCTIONS {
-            lua_pushcclosure(L, *function, 0);
-            if let Some(global) = global {
-                lua_pushvalue(L, -1);
-                lua_setglobal(L, global.as_ptr());
-            }
-            lua_setfield(L, -2, field.as_ptr());
-        }
-        push_bytes(L, crate::VERSION.as_bytes());
-        lua_setfield(L, -2, c"version".as_ptr());
-        json::push_null(L);
-        lua_setfield(L, -2, c"null".as_ptr());
-        for (global, field) in JSON_GLOBALS {
-            let defined = lua_getglobal(L, global.as_ptr()) != LUA_TNIL;
-            lua_pop(L, 1);
-            if !defined {
-                lua_getfield(L, -1, field.as_ptr());
-                lua_setglobal(L, global.as_ptr());
-            }
-        }
-        register_ws_metatable(L);
-    }
-    Ok(1)
+    // SAFETY: the host calls this with a valid state.
+    unsafe { boundary::open(L, open_module) }
 }
 
-/// Creates the `net_ws` metatable once per state (a second `luaopen_net`
-/// reuses it): `__index` holds the methods. Methods and metamethods are
-/// closures over the metatable, which is how they recognise their `self`.
-unsafe fn register_ws_metatable(L: *mut lua_State) {
-    unsafe {
-        if luaL_newmetatable(L, ws::METATABLE.as_ptr()) != 0 {
-            for (name, function) in ws::METAMETHODS {
-                lua_pushvalue(L, -1);
-                lua_pushcclosure(L, *function, 1);
-                lua_setfield(L, -2, name.as_ptr());
-            }
-            lua_createtable(L, 0, ws::METHODS.len() as c_int);
-            for (name, function) in ws::METHODS {
-                lua_pushvalue(L, -2);
-                lua_pushcclosure(L, *function, 1);
-                lua_setfield(L, -2, name.as_ptr());
-            }
-            lua_setfield(L, -2, c"__index".as_ptr());
-            push_bytes(L, ws::METATABLE.to_bytes());
-            lua_setfield(L, -2, c"__name".as_ptr());
+/// A raw frame: owns nothing, calls only [`Raw`].
+fn open_module(raw: Raw) -> c_int {
+    raw.reserve(8);
+    raw.push_trampoline();
+    let trampoline = raw.top();
+    let metatable = register_ws_metatable(raw, trampoline);
+    raw.create_table(0, FUNCTIONS.len() + 2);
+    let module = raw.top();
+    for (field, global, function) in FUNCTIONS {
+        raw.push_function(*function, metatable, trampoline);
+        if let Some(global) = global {
+            raw.push_copy(-1);
+            raw.set_global(global);
         }
-        lua_pop(L, 1);
+        raw.set_field(module, field);
     }
+    raw.push_bytes(crate::VERSION.as_bytes());
+    raw.set_field(module, c"version");
+    json::push_null(raw);
+    raw.set_field(module, c"null");
+    for (global, field) in JSON_GLOBALS {
+        let defined = raw.get_global(global) != Kind::Nil;
+        raw.pop(1);
+        if !defined {
+            raw.get_field(module, field);
+            raw.set_global(global);
+        }
+    }
+    // The module table is on top: the one result.
+    1
+}
+
+/// Pushes the `net_ws` metatable, made once per state (a second
+/// `luaopen_net` reuses it), and returns its index. Its methods (in
+/// `__index`) and metamethods are luanet closures. `__metatable` keeps
+/// `getmetatable(ws)` from handing out `__gc`: it returns `"net_ws"`.
+fn register_ws_metatable(raw: Raw, trampoline: c_int) -> c_int {
+    let created = raw.new_metatable(ws::METATABLE);
+    let metatable = raw.top();
+    if created {
+        for (name, function) in ws::METAMETHODS {
+            raw.push_function(*function, metatable, trampoline);
+            raw.set_field(metatable, name);
+        }
+        raw.create_table(0, ws::METHODS.len());
+        for (name, function) in ws::METHODS {
+            raw.push_function(*function, metatable, trampoline);
+            raw.set_field(-2, name);
+        }
+        raw.set_field(metatable, c"__index");
+        raw.push_bytes(ws::METATABLE.to_bytes());
+        raw.set_field(metatable, c"__name");
+        raw.push_bytes(ws::METATABLE.to_bytes());
+        raw.set_field(metatable, c"__metatable");
+    }
+    metatable
 }

@@ -1,18 +1,30 @@
 //! `ws_connect` and the `net_ws` object: a userdata that owns one
 //! [`Socket`], with the contract's methods and `__gc` / `__tostring`.
+//!
+//! Every method first checks `self` and converts its arguments (which may
+//! run Lua code: a collection, finalizers), and only then borrows the
+//! socket, so nothing a script does in between can free it under the
+//! borrow. A collected socket (reached again through a finalizer) answers
+//! as a closed one.
 
 use std::ffi::{c_int, CStr};
 
-use super::args::{check_bytes, check_number, check_str, opt_timeout, Callee};
-use super::boundary::lua_function;
-use super::compat::*;
-use crate::ws::{Outgoing, Polled, Socket};
+use super::args::{self, Callee, Text};
+use super::boundary::{lua_function, Failure, Kind, Lua, WS_METATABLE};
+use crate::ws::{Outgoing, Polled, Socket, CLOSED};
 
-/// The registry name of the metatable, as the contract names it.
+/// The registry name of the metatable, as the contract names it; also
+/// what `getmetatable(ws)` returns (`__metatable`).
 pub(crate) const METATABLE: &CStr = c"net_ws";
 
-/// What the userdata holds; `None` once `__gc` has run.
+/// Marks a `net_ws` userdata, so that another userdata given our metatable
+/// (through `debug.setmetatable`) is not taken for one.
+const MAGIC: u64 = u64::from_be_bytes(*b"luanetws");
+
+/// What the userdata holds; `socket` is `None` once `__gc` has run.
+#[repr(C)]
 struct Userdata {
+    magic: u64,
     socket: Option<Socket>,
 }
 
@@ -31,9 +43,8 @@ lua_function!(error_method => error);
 lua_function!(gc_metamethod => gc);
 lua_function!(tostring_metamethod => tostring);
 
-/// Methods of `net_ws`, reached through `__index`; each is a closure over
-/// the metatable (upvalue 1).
-pub(crate) const METHODS: &[(&CStr, lua_CFunction)] = &[
+/// Methods of `net_ws`, reached through `__index`.
+pub(crate) const METHODS: &[(&CStr, super::boundary::lua_CFunction)] = &[
     (c"send_text", send_text_method),
     (c"send_binary", send_binary_method),
     (c"send_json", send_json_method),
@@ -45,70 +56,77 @@ pub(crate) const METHODS: &[(&CStr, lua_CFunction)] = &[
 ];
 
 /// Metamethods of `net_ws` other than `__index`.
-pub(crate) const METAMETHODS: &[(&CStr, lua_CFunction)] =
+pub(crate) const METAMETHODS: &[(&CStr, super::boundary::lua_CFunction)] =
     &[(c"__gc", gc_metamethod), (c"__tostring", tostring_metamethod)];
 
-unsafe fn connect(L: *mut lua_State) -> Result<c_int, String> {
+fn connect(lua: &mut Lua) -> Result<c_int, Failure> {
     const NAME: &Callee = &Callee::function("ws_connect");
-    let url = unsafe { check_str(L, 1, NAME) }?;
-    let timeout = unsafe { opt_timeout(L, 2, NAME) }?;
-    match Socket::connect(url, timeout) {
-        Ok(socket) => {
-            unsafe {
-                let userdata = lua_newuserdata(L, size_of::<Userdata>()).cast::<Userdata>();
-                userdata.write(Userdata { socket: Some(socket) });
-                luaL_getmetatable(L, METATABLE.as_ptr());
-                lua_setmetatable(L, -2);
-            }
-            Ok(1)
-        }
+    let url = args::utf8(lua, 1, NAME)?;
+    let timeout = args::timeout(lua, 2, NAME)?;
+    let socket = match Socket::connect(url.str(lua), timeout) {
+        Ok(socket) => socket,
         Err(message) => {
-            unsafe {
-                lua_pushnil(L);
-                push_bytes(L, message.as_bytes());
-            }
-            Ok(2)
+            lua.push_nil();
+            lua.push_bytes(message.as_bytes())?;
+            return Ok(2);
+        }
+    };
+    // The userdata starts empty: if making it fails, `socket` is dropped
+    // here (which closes it) and the memory error goes on.
+    lua.push_copy(WS_METATABLE);
+    lua.protected(1, 1, |raw| {
+        let userdata = raw.new_userdata(size_of::<Userdata>()).cast::<Userdata>();
+        // SAFETY: fresh memory of the right size, aligned for any type.
+        unsafe { userdata.write(Userdata { magic: MAGIC, socket: None }) };
+        raw.push_copy(1);
+        raw.set_metatable(-2);
+        1
+    })?;
+    match userdata_at(lua, -1) {
+        Some(userdata) => userdata.socket = Some(socket),
+        None => {
+            return Err(Failure::Message("ws_connect: the net_ws metatable was changed".into()))
         }
     }
+    Ok(1)
 }
 
-/// Whether stack index 1 is a `net_ws` userdata. Every method and
-/// metamethod holds the metatable as upvalue 1, so the check is a pointer
-/// comparison: `poll` is called every frame.
-unsafe fn is_socket(L: *mut lua_State) -> bool {
-    unsafe {
-        if lua_type(L, 1) != LUA_TUSERDATA || lua_getmetatable(L, 1) == 0 {
-            return false;
-        }
-        let same = lua_rawequal(L, -1, lua_upvalueindex(1)) != 0;
-        lua_pop(L, 1);
-        same
+/// The `net_ws` userdata at `index`, if that is one.
+#[allow(clippy::mut_from_ref)] // Lua owns it; see `this` for the borrow rule.
+fn userdata_at(lua: &Lua, index: c_int) -> Option<&mut Userdata> {
+    let ours = lua.kind(index) == Kind::Userdata
+        && lua.has_metatable(index, WS_METATABLE)
+        && lua.userdata_size(index) == size_of::<Userdata>();
+    if !ours {
+        return None;
     }
+    // SAFETY: a full userdata of our size with our metatable; its tag says
+    // `connect` made it.
+    let userdata = unsafe { &mut *lua.userdata(index).cast::<Userdata>() };
+    (userdata.magic == MAGIC).then_some(userdata)
 }
 
-/// The socket behind `self` (stack index 1).
-unsafe fn this<'a>(L: *mut lua_State, callee: &Callee) -> Result<&'a Socket, String> {
-    if !unsafe { is_socket(L) } {
-        return Err(unsafe { callee.type_error(L, 1, "net_ws") });
+/// The socket behind `self` (stack index 1): `None` once collected. The
+/// borrow lasts until the next call that can run Lua code, which needs
+/// `&mut Lua`.
+fn this<'l>(lua: &'l Lua, callee: &Callee) -> Result<Option<&'l Socket>, Failure> {
+    match userdata_at(lua, 1) {
+        Some(userdata) => Ok(userdata.socket.as_ref()),
+        None => Err(callee.type_error(lua, 1, "net_ws")),
     }
-    // SAFETY: a userdata with our metatable was made by `connect`.
-    let userdata = unsafe { &*lua_touserdata(L, 1).cast::<Userdata>() };
-    userdata.socket.as_ref().ok_or_else(|| callee.bad_argument(1, "the socket was collected"))
 }
 
 /// `true`, or `false, message`.
-unsafe fn push_sent(L: *mut lua_State, sent: Result<(), String>) -> c_int {
-    unsafe {
-        match sent {
-            Ok(()) => {
-                lua_pushboolean(L, 1);
-                1
-            }
-            Err(message) => {
-                lua_pushboolean(L, 0);
-                push_bytes(L, message.as_bytes());
-                2
-            }
+fn push_sent(lua: &mut Lua, sent: Result<(), String>) -> Result<c_int, Failure> {
+    match sent {
+        Ok(()) => {
+            lua.push_boolean(true);
+            Ok(1)
+        }
+        Err(message) => {
+            lua.push_boolean(false);
+            lua.push_bytes(message.as_bytes())?;
+            Ok(2)
         }
     }
 }
@@ -119,146 +137,154 @@ fn text(bytes: &[u8]) -> Result<Outgoing, String> {
         .map_err(|_| "text message is not valid UTF-8 (use send_binary for bytes)".to_owned())
 }
 
-unsafe fn send_text(L: *mut lua_State) -> Result<c_int, String> {
-    const NAME: &Callee = &Callee::method("send_text");
-    let socket = unsafe { this(L, NAME) }?;
-    let message = unsafe { check_bytes(L, 2, NAME) }?;
-    let sent = text(message).and_then(|m| socket.send(m));
-    Ok(unsafe { push_sent(L, sent) })
+/// Sends what `make` builds from the string at `slot`, unless the socket
+/// was collected.
+fn send_from(
+    lua: &mut Lua,
+    callee: &Callee,
+    slot: Text,
+    make: fn(&[u8]) -> Result<Outgoing, String>,
+) -> Result<c_int, Failure> {
+    let sent = match this(lua, callee)? {
+        Some(socket) => make(slot.bytes(lua)).and_then(|message| socket.send(message)),
+        None => Err(CLOSED.to_owned()),
+    };
+    push_sent(lua, sent)
 }
 
-unsafe fn send_binary(L: *mut lua_State) -> Result<c_int, String> {
+fn send_text(lua: &mut Lua) -> Result<c_int, Failure> {
+    const NAME: &Callee = &Callee::method("send_text");
+    this(lua, NAME)?;
+    let message = args::string(lua, 2, NAME)?;
+    send_from(lua, NAME, message, text)
+}
+
+fn send_binary(lua: &mut Lua) -> Result<c_int, Failure> {
     const NAME: &Callee = &Callee::method("send_binary");
-    let socket = unsafe { this(L, NAME) }?;
-    let data = unsafe { check_bytes(L, 2, NAME) }?;
-    let sent = socket.send(Outgoing::Binary(data.to_vec()));
-    Ok(unsafe { push_sent(L, sent) })
+    this(lua, NAME)?;
+    let data = args::string(lua, 2, NAME)?;
+    send_from(lua, NAME, data, |data| Ok(Outgoing::Binary(data.to_vec())))
 }
 
 /// A string goes as is; a table goes through the global `json_encode`,
-/// whose absence or failure raises, as the contract says.
-unsafe fn send_json(L: *mut lua_State) -> Result<c_int, String> {
+/// whose absence or failure raises, as the contract says. The encoder runs
+/// before the socket is looked at: it may close, collect or use it.
+fn send_json(lua: &mut Lua) -> Result<c_int, Failure> {
     const NAME: &Callee = &Callee::method("send_json");
-    let socket = unsafe { this(L, NAME) }?;
-    let encoded = match unsafe { lua_type(L, 2) } {
-        LUA_TSTRING => unsafe { to_bytes(L, 2) },
-        LUA_TTABLE => unsafe { call_json_encode(L) }?,
-        _ => return Err(unsafe { NAME.type_error(L, 2, "string or table") }),
+    this(lua, NAME)?;
+    let encoded = match lua.kind(2) {
+        Kind::String => args::string(lua, 2, NAME)?,
+        Kind::Table => call_json_encode(lua)?,
+        _ => return Err(NAME.type_error(lua, 2, "string or table")),
     };
-    let sent = text(encoded).and_then(|m| socket.send(m));
-    Ok(unsafe { push_sent(L, sent) })
+    send_from(lua, NAME, encoded, text)
 }
 
-/// Calls the global `json_encode` on argument 2 and returns its string,
-/// left on the stack for the rest of the call.
-unsafe fn call_json_encode<'a>(L: *mut lua_State) -> Result<&'a [u8], String> {
-    unsafe {
-        lua_checkstack(L, 3);
-        if lua_getglobal(L, c"json_encode".as_ptr()) != LUA_TFUNCTION {
-            let got = type_name(L, -1);
-            return Err(format!(
-                "send_json: the global 'json_encode' is not a function (got {got})"
-            ));
-        }
-        lua_pushvalue(L, 2);
-        if lua_pcall(L, 1, 1, 0) != LUA_OK {
-            let reason = String::from_utf8_lossy(to_display(L, -1)).into_owned();
-            return Err(format!("send_json: json_encode failed: {reason}"));
-        }
-        if lua_type(L, -1) != LUA_TSTRING {
-            let got = type_name(L, -1);
-            return Err(format!("send_json: json_encode returned {got}, expected a string"));
-        }
-        Ok(to_bytes(L, -1))
+/// Calls the global `json_encode` on argument 2 and leaves its string on
+/// the stack for the rest of the call.
+fn call_json_encode(lua: &mut Lua) -> Result<Text, Failure> {
+    lua.protected(0, 1, |raw| {
+        raw.get_global(c"json_encode");
+        1
+    })?;
+    if lua.kind(-1) != Kind::Function {
+        let got = lua.kind(-1).name();
+        return Err(Failure::Message(format!(
+            "send_json: the global 'json_encode' is not a function (got {got})"
+        )));
     }
+    lua.push_copy(2);
+    let called = lua.protected(2, 1, |raw| {
+        raw.call(1, 1);
+        1
+    });
+    if called.is_err() {
+        let reason = lua.display(-1);
+        return Err(Failure::Message(format!("send_json: json_encode failed: {reason}")));
+    }
+    if lua.kind(-1) != Kind::String {
+        let got = lua.kind(-1).name();
+        return Err(Failure::Message(format!(
+            "send_json: json_encode returned {got}, expected a string"
+        )));
+    }
+    Ok(Text::at(lua.top()))
 }
 
 /// `msg, is_text`; `nil, nil` when nothing came (yet); `nil, false` when
 /// closed and drained.
-unsafe fn push_polled(L: *mut lua_State, polled: Polled) -> c_int {
-    unsafe {
-        match polled {
-            Polled::Message(data, is_text) => {
-                push_bytes(L, &data);
-                lua_pushboolean(L, c_int::from(is_text));
-            }
-            Polled::Empty => {
-                lua_pushnil(L);
-                lua_pushnil(L);
-            }
-            Polled::Closed => {
-                lua_pushnil(L);
-                lua_pushboolean(L, 0);
-            }
+fn push_polled(lua: &mut Lua, polled: Polled) -> Result<c_int, Failure> {
+    match polled {
+        Polled::Message(data, is_text) => {
+            let data = &data[..];
+            lua.protected(0, 2, |raw| {
+                raw.push_bytes(data);
+                raw.push_boolean(is_text);
+                2
+            })?;
+        }
+        Polled::Empty => {
+            lua.push_nil();
+            lua.push_nil();
+        }
+        Polled::Closed => {
+            lua.push_nil();
+            lua.push_boolean(false);
         }
     }
-    2
+    Ok(2)
 }
 
-unsafe fn recv(L: *mut lua_State) -> Result<c_int, String> {
+fn recv(lua: &mut Lua) -> Result<c_int, Failure> {
     const NAME: &Callee = &Callee::method("recv");
-    let socket = unsafe { this(L, NAME) }?;
-    let timeout = unsafe { opt_timeout(L, 2, NAME) }?;
-    let polled = socket.recv(timeout);
-    Ok(unsafe { push_polled(L, polled) })
+    this(lua, NAME)?;
+    let timeout = args::timeout(lua, 2, NAME)?;
+    let polled = this(lua, NAME)?.map_or(Polled::Closed, |socket| socket.recv(timeout));
+    push_polled(lua, polled)
 }
 
-unsafe fn poll(L: *mut lua_State) -> Result<c_int, String> {
-    let socket = unsafe { this(L, &Callee::method("poll")) }?;
-    Ok(unsafe { push_polled(L, socket.poll()) })
+fn poll(lua: &mut Lua) -> Result<c_int, Failure> {
+    let polled = this(lua, &Callee::method("poll"))?.map_or(Polled::Closed, Socket::poll);
+    push_polled(lua, polled)
 }
 
-unsafe fn is_open(L: *mut lua_State) -> Result<c_int, String> {
-    let socket = unsafe { this(L, &Callee::method("is_open")) }?;
-    unsafe { lua_pushboolean(L, c_int::from(socket.is_open())) };
+fn is_open(lua: &mut Lua) -> Result<c_int, Failure> {
+    let open = this(lua, &Callee::method("is_open"))?.is_some_and(Socket::is_open);
+    lua.push_boolean(open);
     Ok(1)
 }
 
-unsafe fn error(L: *mut lua_State) -> Result<c_int, String> {
-    let socket = unsafe { this(L, &Callee::method("error")) }?;
-    match socket.close_error() {
-        Some(message) => unsafe { push_bytes(L, message.as_bytes()) },
-        None => unsafe { lua_pushnil(L) },
+fn error(lua: &mut Lua) -> Result<c_int, Failure> {
+    match this(lua, &Callee::method("error"))?.and_then(Socket::close_error) {
+        Some(message) => lua.push_bytes(message.as_bytes())?,
+        None => lua.push_nil(),
     }
     Ok(1)
 }
 
-/// Close codes a client may send (RFC 6455 section 7.4).
-fn sendable_close_code(code: f64) -> bool {
-    code.fract() == 0.0 && matches!(code as i64, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
-
-unsafe fn close(L: *mut lua_State) -> Result<c_int, String> {
+fn close(lua: &mut Lua) -> Result<c_int, Failure> {
     const NAME: &Callee = &Callee::method("close");
-    let socket = unsafe { this(L, NAME) }?;
-    let code = if unsafe { lua_isnoneornil(L, 2) } != 0 {
-        1000
-    } else {
-        let code = unsafe { check_number(L, 2, NAME) }?;
-        if !sendable_close_code(code) {
-            return Err(
-                NAME.bad_argument(2, "close code must be 1000-1003, 1007-1014 or 3000-4999")
-            );
-        }
-        code as u16
-    };
-    socket.close(code);
-    Ok(0)
-}
-
-unsafe fn gc(L: *mut lua_State) -> Result<c_int, String> {
-    if unsafe { is_socket(L) } {
-        // SAFETY: made by `connect`; taking the socket makes a second __gc
-        // (after resurrection) harmless.
-        let userdata = unsafe { &mut *lua_touserdata(L, 1).cast::<Userdata>() };
-        drop(userdata.socket.take()); // starts the close, does not wait
+    this(lua, NAME)?;
+    let code = args::close_code(lua, 2, NAME)?;
+    if let Some(socket) = this(lua, NAME)? {
+        socket.close(code);
     }
     Ok(0)
 }
 
-unsafe fn tostring(L: *mut lua_State) -> Result<c_int, String> {
-    let socket = unsafe { this(L, &Callee::method("__tostring")) }?;
-    let text: &[u8] = if socket.is_open() { b"websocket(open)" } else { b"websocket(closed)" };
-    unsafe { push_bytes(L, text) };
+fn gc(lua: &mut Lua) -> Result<c_int, Failure> {
+    if let Some(userdata) = userdata_at(lua, 1) {
+        // Taking the socket makes a second __gc (after resurrection, or
+        // called by hand) harmless; dropping starts the close.
+        drop(userdata.socket.take());
+    }
+    Ok(0)
+}
+
+/// `websocket(open)` or `websocket(closed)`; a collected socket is closed.
+fn tostring(lua: &mut Lua) -> Result<c_int, Failure> {
+    let open = this(lua, &Callee::method("__tostring"))?.is_some_and(Socket::is_open);
+    let text: &[u8] = if open { b"websocket(open)" } else { b"websocket(closed)" };
+    lua.push_bytes(text)?;
     Ok(1)
 }

@@ -123,14 +123,14 @@ pub(super) fn send(wire: &Wire, inbox: &Inbox, message: Outgoing) -> Result<(), 
         Outgoing::Binary(data) => Message::binary(data),
     };
     let mut guard = lock(wire);
-    let websocket = guard.websocket.as_mut().ok_or("the WebSocket is closed")?;
+    let websocket = guard.websocket.as_mut().ok_or(super::CLOSED)?;
     let written = websocket.write(message).and_then(|()| websocket.flush());
     inbox.set_output_waiting(would_block(&written));
     match written {
         Ok(()) => Ok(()),
         Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => Ok(()),
         Err(Error::ConnectionClosed | Error::AlreadyClosed | Error::Protocol(_)) => {
-            Err("the WebSocket is closed".to_owned())
+            Err(super::CLOSED.to_owned())
         }
         Err(e) => Err(error::describe(&e)),
     }

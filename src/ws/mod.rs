@@ -24,6 +24,18 @@ pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
 pub const DETACH_LIMIT: usize = 64 << 10;
 /// How long closing waits for the peer to answer the close frame.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// What sending on a closed socket says, whoever asks.
+pub const CLOSED: &str = "the WebSocket is closed";
+
+/// The close codes a client may send (RFC 6455 section 7.4): 1000-1003,
+/// 1007-1014 and 3000-4999. Anything else, 1004-1006 and 1015 included,
+/// is refused; nothing wraps (66536 is not 1000).
+pub fn sendable_close_code(code: i64) -> Result<u16, &'static str> {
+    match code {
+        1000..=1003 | 1007..=1014 | 3000..=4999 => Ok(code as u16),
+        _ => Err("close code must be 1000-1003, 1007-1014 or 3000-4999"),
+    }
+}
 
 /// An outgoing message.
 #[derive(Debug)]
@@ -56,7 +68,7 @@ impl Socket {
     /// I/O thread, in order). Fails when the socket is closed or closing.
     pub fn send(&self, message: Outgoing) -> Result<(), String> {
         if !self.inbox.is_open() {
-            return Err("the WebSocket is closed".to_owned());
+            return Err(CLOSED.to_owned());
         }
         engine::send(&self.wire, &self.inbox, message)
     }
@@ -103,6 +115,21 @@ impl Drop for Socket {
     fn drop(&mut self) {
         if self.inbox.begin_close() {
             engine::close(self.id, 1000);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_codes() {
+        for code in [1000, 1003, 1007, 1014, 3000, 4999] {
+            assert_eq!(sendable_close_code(code), Ok(code as u16));
+        }
+        for code in [0, 999, 1004, 1005, 1006, 1015, 2999, 5000, 66536, -1, i64::MAX] {
+            assert!(sendable_close_code(code).is_err(), "{code}");
         }
     }
 }
