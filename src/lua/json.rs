@@ -50,6 +50,9 @@ lua_function!(
 );
 
 fn encode_function(lua: &mut Lua) -> Result<c_int, Failure> {
+    if lua.kind(1) == Kind::None {
+        return Err(Callee::function("json_encode").bad_argument(1, "value expected"));
+    }
     let text = encode(lua, 1).map_err(|e| match e {
         EncodeError::Rule(rule) => Failure::Message(format!("json_encode: {rule}")),
         EncodeError::Lua(raised) => raised,
