@@ -18,7 +18,8 @@ need_cmd openssl openssl
 for version in 5.1 5.2 5.3 5.4; do need_cmd lua$version lua$version; done
 need_cmd luajit luajit
 need_cmd tinyproxy tinyproxy-bin
-need_pkg liblua5.4-dev
+for version in 5.2 5.3 5.4; do need_pkg liblua$version-dev; done
+need_pkg liblua5.1-0-dev
 need_pkg libssl-dev
 need_pkg zlib1g-dev
 need_cmd python3 python3

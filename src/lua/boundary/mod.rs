@@ -551,9 +551,16 @@ impl Raw {
         unsafe { lua_tolstring(self.state, index, std::ptr::null_mut()) };
     }
 
-    /// Makes room for `n` more values, or raises.
+    /// Makes room for `n` more values, or raises. Lua's own message for a
+    /// failed growth says "stack overflow" even when memory ran out, which
+    /// is the likely cause with a few hundred slots.
     pub(crate) fn reserve(self, n: c_int) {
-        unsafe { luaL_checkstack(self.state, n, c"luanet".as_ptr()) }
+        unsafe {
+            if lua_checkstack(self.state, n) == 0 {
+                lua_pushstring(self.state, c"not enough memory (or Lua stack space)".as_ptr());
+                lua_error(self.state);
+            }
+        }
     }
 
     pub(crate) fn pop(self, n: c_int) {
