@@ -15,7 +15,7 @@
 
 local T = ...
 local eq, truthy, matches = T.eq, T.truthy, T.matches
-local contains, raises, pack = T.contains, T.raises, T.pack
+local contains, raises, pack, show = T.contains, T.raises, T.pack, T.show
 local test = T.test
 local env, check_ok, check_fail, inspect_ok = T.env, T.check_ok, T.check_fail, T.inspect_ok
 local ALL_BYTES, pattern = T.ALL_BYTES, T.pattern
@@ -65,8 +65,45 @@ end)
 
 -- Basic GET -----------------------------------------------------------------
 
-test("GET / returns true, 200, body, nil (4 values)", function()
+test("GET / returns exactly true, 200, body (3 values)", function()
   check_ok(get(HTTP .. "/"), 200, "luanet test peer", "GET /")
+  eq(select("#", net_http_get(HTTP .. "/")), 3, "select('#', net_http_get(...))")
+  eq(select("#", net_http_post(HTTP .. "/echo", "text/plain", "x")), 3, "select('#', net_http_post(...))")
+end)
+
+-- The kernel's TCP row for local port `port` talking to remote port
+-- `remote` (from /proc/net/tcp): its timer kind and time left (1/100 s).
+local function tcp_timer(port, remote)
+  local f = io.open("/proc/net/tcp", "r")
+  if not f then return nil end
+  local want = string.format(":%04X", port)
+  local want_remote = string.format(":%04X", remote)
+  for line in f:lines() do
+    local localaddr, remoteaddr, timer, left = line:match("^%s*%d+: (%x+:%x+) (%x+:%x+) %x+ %x+:%x+ (%x+):(%x+)")
+    if localaddr and localaddr:sub(-5) == want and remoteaddr:sub(-5) == want_remote then
+      f:close()
+      return tonumber(timer, 16), tonumber(left, 16)
+    end
+  end
+  f:close()
+  return nil
+end
+
+test("TCP keepalive is on: an idle pooled connection has its 60 s timer", function()
+  local fields = inspect_ok(get(HTTP .. "/inspect"))
+  local port = tonumber(fields["client-port"])
+  local timer, left = tcp_timer(port, tonumber(HTTP:match(":(%d+)$")))
+  eq(timer, 2, "timer kind (2: keepalive) of the idle connection")
+  truthy(left > 45 * 100 and left <= 60 * 100, "keepalive timer between 45 and 60 s, got " .. show(left))
+end)
+
+test("a response cut inside its header section is a failure", function()
+  local CUT = env("LUANET_CUT_RELAY")
+  local authority = CUT:match("^http://(.*)$")
+  for lines = 1, 3 do
+    check_fail(get(CUT .. "/lines/" .. lines .. "/bytes/10"),
+      "connection to " .. authority .. " broken in the response headers", nil, lines .. " line(s)")
+  end
 end)
 
 test("three-value callers see ok, status, body", function()

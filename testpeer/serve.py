@@ -33,6 +33,15 @@ the temporary directory; the `tinyproxy` package must be installed):
                              Its log (warnings and errors) is printed at exit
                              when CMD failed.
 
+and a fault injector in front of the plain HTTP server:
+
+    LUANET_CUT_RELAY         http://127.0.0.1:PORT   a TCP relay: takes one request
+                             for /lines/<k>/<path>, sends it on to LUANET_HTTP as
+                             /<path>, passes the answer back up to and including
+                             its k-th line break (the status line is line 1),
+                             then closes both connections: a response cut
+                             inside its header section.
+
 The variables libcurl reads (http_proxy, https_proxy, no_proxy, ...) are not
 set here: a test that wants the proxy sets them for its own processes.
 
@@ -524,6 +533,42 @@ async def ws_stop(servers) -> None:
         await asyncio.gather(*waits, return_exceptions=True)
 
 
+async def cut_relay(reader, writer, upstream_port: int) -> None:
+    """One connection of LUANET_CUT_RELAY (see the module's doc)."""
+    upstream = None
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        request_line, rest = head.split(b"\r\n", 1)
+        method, target, version = request_line.split(b" ")
+        match = re.fullmatch(rb"/lines/(\d+)(/.*)", target)
+        if not match:
+            writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            return
+        lines, target = int(match[1]), match[2]
+        up_reader, upstream = await asyncio.open_connection("127.0.0.1", upstream_port)
+        upstream.write(b" ".join((method, target, version)) + b"\r\n" + rest)
+        answer = b""
+        while answer.count(b"\r\n") < lines:
+            piece = await up_reader.read(65536)
+            if not piece:
+                break
+            answer += piece
+        end = -2
+        for _ in range(lines):
+            end = answer.find(b"\r\n", end + 2)
+            if end < 0:
+                end = len(answer) - 2
+                break
+        writer.write(answer[: end + 2])
+        await writer.drain()
+    except (OSError, asyncio.IncompleteReadError, ValueError):
+        pass
+    finally:
+        if upstream is not None:
+            upstream.close()
+        writer.close()
+
+
 def tls_server_context(cert_path: str) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_path)
@@ -813,6 +858,8 @@ async def run(argv: list[str]) -> int:
         ws6_port = ws6.getsockname()[1]
         wss_port, wss_socks = bind_localhost()
         wss_wrong_ca_port, wss_wrong_ca_socks = bind_localhost()
+        cut = bind_one(socket.AF_INET, "127.0.0.1")
+        cut_port = cut.getsockname()[1]
         ws_listeners = [(ws4, None), (ws6, None)]
         ws_listeners += [(sock, cert_paths["good"]) for sock in wss_socks]
         ws_listeners += [(sock, cert_paths["wrong_ca"]) for sock in wss_wrong_ca_socks]
@@ -825,7 +872,7 @@ async def run(argv: list[str]) -> int:
         addresses = [("127.0.0.1", http4_port), ("::1", http6_port)]
         for port in (https_port, wrong_ca_port, wrong_host_port):
             addresses += [("127.0.0.1", port), ("::1", port)]
-        addresses += [("127.0.0.1", ws4_port), ("::1", ws6_port)]
+        addresses += [("127.0.0.1", ws4_port), ("::1", ws6_port), ("127.0.0.1", cut_port)]
         for port in (wss_port, wss_wrong_ca_port):
             addresses += [("127.0.0.1", port), ("::1", port)]
 
@@ -859,6 +906,7 @@ async def run(argv: list[str]) -> int:
                 "LUANET_WS6": f"ws://[::1]:{ws6_port}",
                 "LUANET_WSS": f"wss://localhost:{wss_port}",
                 "LUANET_WSS_WRONG_CA": f"wss://localhost:{wss_wrong_ca_port}",
+                "LUANET_CUT_RELAY": f"http://127.0.0.1:{cut_port}",
             }
         )
 
@@ -879,6 +927,11 @@ async def run(argv: list[str]) -> int:
                             contexts[cert_path] = tls_server_context(cert_path)
                         context = contexts[cert_path]
                     ws_servers.append(await ws_start(sock, context))
+                ws_servers.append(
+                    await asyncio.start_server(
+                        lambda r, w: cut_relay(r, w, http4_port), sock=cut, backlog=128
+                    )
+                )
             except (OSError, ssl.SSLError) as error:
                 log(f"cannot start the WebSocket servers: {error}")
                 return 2
@@ -900,6 +953,7 @@ async def run(argv: list[str]) -> int:
                 "LUANET_WS6",
                 "LUANET_WSS",
                 "LUANET_WSS_WRONG_CA",
+                "LUANET_CUT_RELAY",
             ):
                 log(f"{name}={env[name]}")
 

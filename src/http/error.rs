@@ -34,15 +34,11 @@ pub(super) fn describe<H>(
         };
     }
     if error.is_operation_timedout() {
-        return match budget {
-            Some(budget) => format!("timed out after {} ms", budget.as_millis()),
-            None if easy.connect_time().map_or(true, |t| t.is_zero()) => format!(
-                "timed out connecting to {} after {} ms",
-                endpoint.authority(),
-                DEFAULT_CONNECT_TIMEOUT.as_millis()
-            ),
-            None => format!("timed out: nothing received for {} s", DEFAULT_IDLE_TIMEOUT.as_secs()),
-        };
+        let elapsed = easy.total_time().unwrap_or_default();
+        // Time to the start of the transfer: connected (and TLS done), or
+        // reusing a connection.
+        let connected = easy.pretransfer_time().is_ok_and(|t| !t.is_zero());
+        return timeout_message(budget, elapsed, connected, &endpoint.authority());
     }
     if error.is_couldnt_resolve_proxy() {
         let name = detail.rsplit(": ").next().unwrap_or(detail);
@@ -85,6 +81,34 @@ pub(super) fn describe<H>(
     format!("{}: {detail}", error.description())
 }
 
+/// Which of the three timers ran out: the caller's budget for the whole
+/// request, or, before it, the connect timeout or the idle timeout.
+fn timeout_message(
+    budget: Option<Duration>,
+    elapsed: Duration,
+    connected: bool,
+    authority: &str,
+) -> String {
+    // libcurl's own clock; a millisecond of slack for its rounding.
+    let slack = Duration::from_millis(1);
+    match budget {
+        Some(budget) if elapsed + slack >= budget => {
+            format!("timed out after {} ms", budget.as_millis())
+        }
+        _ if !connected => format!(
+            "timed out connecting to {authority} after {} ms",
+            DEFAULT_CONNECT_TIMEOUT.as_millis()
+        ),
+        _ => format!("timed out: nothing received for {} s", DEFAULT_IDLE_TIMEOUT.as_secs()),
+    }
+}
+
+/// A response whose header section never ended (RFC 9112 section 8: an
+/// incomplete message), which libcurl reports as a success.
+pub(super) fn cut_in_headers(endpoint: &Endpoint) -> String {
+    format!("connection to {} broken in the response headers", endpoint.authority())
+}
+
 /// `Some(" (ip:port)")` when the failed connection went to a proxy (just
 /// `Some("")` when libcurl did not record its address).
 fn proxy_address<H>(easy: &Easy2<H>) -> Option<String> {
@@ -102,4 +126,32 @@ fn proxy_address<H>(easy: &Easy2<H>) -> Option<String> {
         (false, true) => format!(" ([{ip}]:{port})"),
         (false, false) => format!(" ({ip}:{port})"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn the_budget_ran_out() {
+        let message = timeout_message(Some(MS(500)), MS(500), true, "h:1");
+        assert_eq!(message, "timed out after 500 ms");
+        assert_eq!(timeout_message(Some(MS(500)), MS(501), false, "h:1"), message);
+    }
+
+    #[test]
+    fn the_connect_timeout_ran_out_within_a_longer_budget() {
+        let message = timeout_message(Some(MS(120_000)), MS(60_000), false, "h:1");
+        assert_eq!(message, "timed out connecting to h:1 after 60000 ms");
+        assert_eq!(timeout_message(None, MS(60_000), false, "h:1"), message);
+    }
+
+    #[test]
+    fn the_idle_timeout_ran_out_within_a_longer_budget() {
+        let message = timeout_message(Some(MS(45_000)), MS(30_010), true, "h:1");
+        assert_eq!(message, "timed out: nothing received for 30 s");
+        assert_eq!(timeout_message(None, MS(31_000), true, "h:1"), message);
+    }
 }

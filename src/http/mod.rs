@@ -79,6 +79,9 @@ fn perform_on(easy: &mut Easy2<Collector>, request: &Request<'_>) -> Result<Resp
         collector.broken = true;
     }
     outcome?;
+    if !collector.headers_complete {
+        return Err(error::cut_in_headers(&collector.target.as_ref().expect("set above").endpoint));
+    }
     Ok(Response { status: easy.response_code().unwrap_or(0), body })
 }
 
@@ -87,6 +90,10 @@ fn perform_on(easy: &mut Easy2<Collector>, request: &Request<'_>) -> Result<Resp
 #[derive(Default)]
 pub(crate) struct Collector {
     body: Vec<u8>,
+    /// The last header section began ended with its blank line. libcurl
+    /// counts a response cut inside its headers as a success; RFC 9112
+    /// section 8 calls it incomplete.
+    headers_complete: bool,
     target: Option<Target>,
     /// The handle could not be put back in its idle state; drop it.
     broken: bool,
@@ -136,6 +143,18 @@ impl Handler for Collector {
         }
         self.body.extend_from_slice(data);
         Ok(data.len())
+    }
+
+    /// Sees every header line, of every response (1xx, redirects, the
+    /// proxy's answer to CONNECT): a status line opens a section, a blank
+    /// line closes it.
+    fn header(&mut self, line: &[u8]) -> bool {
+        if line.starts_with(b"HTTP/") {
+            self.headers_complete = false;
+        } else if line == b"\r\n" || line == b"\n" {
+            self.headers_complete = true;
+        }
+        true
     }
 }
 
@@ -197,9 +216,6 @@ impl OwnHandle {
 fn new_handle() -> Result<Easy2<Collector>, curl::Error> {
     let mut easy = Easy2::new(Collector::default());
     easy.get_mut().handle = OwnHandle(easy.raw());
-    // No header callback: libcurl then skips handing us every header line.
-    set_pointer(&mut easy, curl_sys::CURLOPT_HEADERFUNCTION, std::ptr::null())?;
-    set_pointer(&mut easy, curl_sys::CURLOPT_HEADERDATA, std::ptr::null())?;
     configure_connection(&mut easy)?;
     easy.follow_location(true)?;
     easy.max_redirections(MAX_REDIRECTS)?;
@@ -215,7 +231,9 @@ fn new_handle() -> Result<Easy2<Collector>, curl::Error> {
 /// The body collected and, for a POST, the body sent. An idle handle is a
 /// GET; `back_to_get` restores that after a POST.
 fn prepare_body(easy: &mut Easy2<Collector>, request: &Request<'_>) -> Result<(), curl::Error> {
-    easy.get_mut().body.clear();
+    let collector = easy.get_mut();
+    collector.body.clear();
+    collector.headers_complete = false;
     if let Some((content_type, body)) = request.post {
         let mut headers = curl::easy::List::new();
         let mut line = b"Content-Type: ".to_vec();
@@ -255,10 +273,29 @@ fn set_pointer<H>(
     }
 }
 
+/// TCP keepalive on every connection, so that a peer that vanished is
+/// noticed even with no traffic: the first probe after this long idle...
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// ...then one probe this often...
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// ...and the connection fails after this many unanswered probes (two
+/// minutes after the last sign of life).
+pub const KEEPALIVE_PROBES: libc::c_long = 4;
+
 /// What every connection libcurl opens for us shares: user agent, allowed
-/// protocols, trust store and connect timeout.
+/// protocols, trust store, connect timeout and TCP keepalive.
 fn configure_connection<H>(easy: &mut Easy2<H>) -> Result<(), curl::Error> {
     const CURLOPT_PROTOCOLS_STR: curl_sys::CURLoption = curl_sys::CURLOPTTYPE_OBJECTPOINT + 318;
+    const CURLOPT_TCP_KEEPCNT: curl_sys::CURLoption = curl_sys::CURLOPTTYPE_LONG + 326;
+    easy.tcp_keepalive(true)?;
+    easy.tcp_keepidle(KEEPALIVE_IDLE)?;
+    easy.tcp_keepintvl(KEEPALIVE_INTERVAL)?;
+    // SAFETY: a valid handle; this option takes a long.
+    let code =
+        unsafe { curl_sys::curl_easy_setopt(easy.raw(), CURLOPT_TCP_KEEPCNT, KEEPALIVE_PROBES) };
+    if code != curl_sys::CURLE_OK {
+        return Err(curl::Error::new(code));
+    }
     easy.useragent(crate::USER_AGENT)?;
     set_pointer(easy, CURLOPT_PROTOCOLS_STR, c"http,https".as_ptr().cast())?;
     let trust = tls::trust_store();
