@@ -710,6 +710,29 @@ end)
 
 -- Lifetime ------------------------------------------------------------------------
 
+test("the answer to a server's close is written even behind a full send buffer", function()
+  local ws = connect(WS .. "/close-when-full?ms=500")
+  local chunk = string.rep("x", MiB)
+  for i = 1, 16 do
+    eq(ws:send_binary(chunk), true, "send " .. i .. " while the server does not read")
+  end
+  local deadline = os.time() + 10
+  local msg, is_text
+  repeat msg, is_text = ws:recv(100) until is_text == false or os.time() > deadline
+  eq(is_text, false, "closed by the server")
+  eq(ws:error(), nil, "a clean close")
+  -- Without our answer the server gives up after its 5 s close timeout.
+  local reply
+  for _ = 1, 50 do
+    local stats = connect(WS .. "/last-reply")
+    reply = recv(stats, "/last-reply")
+    stats:close()
+    if reply ~= "reply=none" then break end
+    sleep(0.2)
+  end
+  eq(reply, "reply=4001", "the server got our close frame, echoing its code")
+end)
+
 test("closed sockets are closed on the server (/stats open=0)", function()
   local list = {}
   for i = 1, 5 do list[i] = connect(WS .. "/silent") end

@@ -1,13 +1,58 @@
-//! The one lifetime rule of the library: once loaded, its code stays mapped
-//! until the process exits.
+//! The lifetime rules of the library.
 //!
-//! Lua 5.2+ `dlclose`s C modules in `lua_close`, and hosts unload plugins.
-//! Work that can outlive a call (libcurl's resolver threads, the WebSocket
-//! I/O thread, pooled connections) must never find its code unmapped, so the
+//! Once loaded, its code stays mapped until the process exits. Lua 5.2+
+//! `dlclose`s C modules in `lua_close`, and hosts unload plugins. Work that
+//! can outlive a call (libcurl's resolver threads, the WebSocket I/O
+//! thread, pooled connections) must never find its code unmapped, so the
 //! first entry into the library pins it with `RTLD_NODELETE`. A later
 //! `dlopen` of the same file reuses the pinned copy and its state.
+//!
+//! After `fork()` the child starts afresh. It has no I/O thread, and the
+//! connections it inherited belong to the parent: it must never write to
+//! them (a close frame or a TLS close_notify would end the parent's). So
+//! the engines' shared state is locked across the fork (lock order: the
+//! WebSocket engine, then the HTTP pool), and in the child each engine
+//! forgets what it had, without closing anything, and the fork
+//! [`generation`] moves on: a socket from an earlier generation reads as
+//! closed and is dropped without a word to its peer.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
+
+/// Incremented in the child of every `fork()`.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Which side of the forks this process is: objects made under another
+/// generation were inherited from a parent.
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::Relaxed)
+}
+
+/// Installs the `fork()` handlers once; every engine calls it before it
+/// first keeps state.
+pub fn watch_fork() {
+    static WATCH: Once = Once::new();
+    WATCH.call_once(|| {
+        // SAFETY: three handlers that never unwind (see below).
+        unsafe { libc::pthread_atfork(Some(before_fork), Some(in_parent), Some(in_child)) };
+    });
+}
+
+extern "C" fn before_fork() {
+    crate::ws::fork_hooks::before();
+    crate::http::fork_hooks::before();
+}
+
+extern "C" fn in_parent() {
+    crate::http::fork_hooks::in_parent();
+    crate::ws::fork_hooks::in_parent();
+}
+
+extern "C" fn in_child() {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+    crate::http::fork_hooks::in_child();
+    crate::ws::fork_hooks::in_child();
+}
 
 /// Pins the shared object holding this function; harmless when the library
 /// is linked statically or the pin was already taken.

@@ -102,6 +102,13 @@ is sent back with its type (text stays text, binary stays binary).
                             then echoes
     /closeinfo              echoes (the close code and reason the client sends
                             are recorded, as on every path)
+    /close-when-full?ms=N   stops reading for N ms (default 500), then closes
+                            with 4001 "full" and reads again 300 ms later,
+                            discarding messages; records the code of the
+                            client's close frame in answer (1006 when none
+                            came)
+    /last-reply             sends the text "reply=<C>": the latest code that
+                            /close-when-full recorded, or "none"; then closes
     /stats                  sends the text "open=<N> last_close=<C>" then
                             closes normally (1000). N: WebSocket connections
                             open now on all the WebSocket servers, this one
@@ -352,6 +359,18 @@ async def app(scope, receive, send) -> None:
 WS_OPEN: set = set()
 # (code, reason) of every client-initiated close, oldest first.
 WS_CLOSES: list = []
+# The code of the client's answer to each close from /close-when-full
+# (1006: none came), oldest first.
+CLOSE_REPLIES: list = []
+
+
+async def drain(ws) -> None:
+    """Reads and drops messages until the connection closes."""
+    try:
+        async for _ in ws:
+            pass
+    except ConnectionClosed:
+        pass
 
 
 class PeerConnection(ServerConnection):
@@ -464,6 +483,22 @@ async def ws_route(ws) -> None:
         user_agent = ws.request.headers.get("User-Agent", "")
         await ws.send(f"path={ws.request.path}\nuser-agent={user_agent}")
         await ws_echo(ws)
+    elif path == "/close-when-full":
+        # Stop reading, so the client's output backs up; then close while
+        # it is stuck, and read again 300 ms later.
+        ws.transport.pause_reading()
+        await asyncio.sleep(qint(query, "ms", 500) / 1000)
+        closing = asyncio.create_task(ws.close(4001, "full"))
+        await asyncio.sleep(0.3)
+        reading = asyncio.create_task(drain(ws))
+        ws.transport.resume_reading()
+        await closing
+        await reading
+        answer = ws.protocol.close_rcvd
+        CLOSE_REPLIES.append(answer.code if answer is not None else 1006)
+    elif path == "/last-reply":
+        await ws.send(f"reply={CLOSE_REPLIES[-1] if CLOSE_REPLIES else 'none'}")
+        await ws.close()
     elif path == "/stats":
         others = len(WS_OPEN - {ws})
         last = str(WS_CLOSES[-1][0]) if WS_CLOSES else "none"
@@ -484,7 +519,7 @@ async def ws_handler(ws) -> None:
 
 WS_PATHS = {
     "/echo", "/send", "/fragmented", "/ping", "/big", "/silent",
-    "/request", "/closeinfo", "/stats", "/slow",
+    "/request", "/closeinfo", "/stats", "/slow", "/close-when-full", "/last-reply",
 }
 
 

@@ -10,6 +10,8 @@ mod error;
 mod pool;
 pub mod tunnel;
 
+pub(crate) use pool::fork_hooks;
+
 use std::time::Duration;
 
 use curl::easy::{Easy2, Handler, HttpVersion, WriteError};

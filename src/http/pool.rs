@@ -17,6 +17,7 @@ static IDLE: Mutex<Vec<Easy2<Collector>>> = Mutex::new(Vec::new());
 /// The most recently used idle handle, or a new one. Either is set up for
 /// a GET; the request sets only what is its own.
 pub(super) fn take() -> Result<Easy2<Collector>, curl::Error> {
+    crate::lifetime::watch_fork();
     let pooled = IDLE.lock().unwrap_or_else(|p| p.into_inner()).pop();
     match pooled {
         Some(easy) => Ok(easy),
@@ -31,5 +32,33 @@ pub(super) fn give_back(easy: Easy2<Collector>) {
     let mut idle = IDLE.lock().unwrap_or_else(|p| p.into_inner());
     if idle.len() < MAX_IDLE_HANDLES {
         idle.push(easy);
+    }
+}
+
+/// The pool held across `fork()` (see `crate::lifetime`).
+pub(crate) mod fork_hooks {
+    use std::cell::RefCell;
+    use std::sync::MutexGuard;
+
+    use super::{Collector, Easy2, IDLE};
+
+    thread_local! {
+        static HELD: RefCell<Option<MutexGuard<'static, Vec<Easy2<Collector>>>>> = const { RefCell::new(None) };
+    }
+
+    pub(crate) fn before() {
+        let guard = IDLE.lock().unwrap_or_else(|p| p.into_inner());
+        HELD.with(|held| *held.borrow_mut() = Some(guard));
+    }
+
+    pub(crate) fn in_parent() {
+        HELD.with(|held| drop(held.borrow_mut().take()));
+    }
+
+    /// The pooled connections are the parent's: forget them unclosed.
+    pub(crate) fn in_child() {
+        if let Some(mut guard) = HELD.with(|held| held.borrow_mut().take()) {
+            std::mem::forget(std::mem::take(&mut *guard));
+        }
     }
 }

@@ -14,6 +14,17 @@
 //!   for a socket polled since the thread last looked, the thread only marks
 //!   it readable and looks again [`POLLER_GRACE`] later, reading it then if
 //!   the script has stopped polling.
+//!
+//! Locks: a script's thread holds a socket's wire while it writes (framing
+//! and masking a large message takes a while) or reads inline. The I/O
+//! thread never waits for a wire: it only ever `try_lock`s one, and a
+//! socket whose wire is taken gets its turn again [`BUSY_RETRY`] later
+//! (reads, the close frame, output, release). Lock order: wire, then the
+//! inbox's locks (`Inbox` takes its own, briefly); `ENGINE` is never held
+//! with a wire. Output that tungstenite kept back is marked under the wire
+//! (`output_waiting`), and the I/O thread reads the mark under the wire
+//! too, so a writable event that comes while a script is between a short
+//! write and the mark is never lost.
 
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
@@ -54,9 +65,18 @@ pub(super) struct WireState {
     handed_over: Option<tungstenite::Result<Message>>,
 }
 
-/// Locks a wire, whatever a panicking holder left.
+/// Locks a wire, whatever a panicking holder left. For scripts' threads.
 pub(super) fn lock(wire: &Wire) -> MutexGuard<'_, WireState> {
     wire.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The wire if nobody holds it: how the I/O thread takes one.
+fn try_lock(wire: &Wire) -> Option<MutexGuard<'_, WireState>> {
+    match wire.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
 }
 
 const WAKE: Token = Token(0);
@@ -71,9 +91,11 @@ const POLLER_GRACE: Duration = Duration::from_millis(4);
 const POLLER_MAX_WAIT: Duration = Duration::from_millis(100);
 /// Control frames (pings, pongs) one inline read skips at most.
 const INLINE_CONTROL_FRAMES: usize = 16;
+/// How soon a socket whose wire a script held gets its turn again.
+const BUSY_RETRY: Duration = Duration::from_millis(1);
 
 enum Command {
-    Register(SocketId, Wire, Arc<Inbox>),
+    Register(SocketId, Wire, Arc<Inbox>, std::os::fd::RawFd),
     Close(SocketId, u16),
     /// A read on the script's thread handed something over.
     Pump(SocketId),
@@ -98,12 +120,43 @@ fn engine() -> MutexGuard<'static, Option<Handle>> {
     ENGINE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// `ENGINE` held across `fork()` (see `crate::lifetime`).
+pub(crate) mod fork_hooks {
+    use std::cell::RefCell;
+    use std::sync::MutexGuard;
+
+    use super::{engine, Handle};
+
+    thread_local! {
+        static HELD: RefCell<Option<MutexGuard<'static, Option<Handle>>>> = const { RefCell::new(None) };
+    }
+
+    pub(crate) fn before() {
+        let guard = engine();
+        HELD.with(|held| *held.borrow_mut() = Some(guard));
+    }
+
+    pub(crate) fn in_parent() {
+        HELD.with(|held| drop(held.borrow_mut().take()));
+    }
+
+    /// The I/O thread is the parent's: forget the way to it, so the next
+    /// socket starts one of this process's own.
+    pub(crate) fn in_child() {
+        if let Some(mut guard) = HELD.with(|held| held.borrow_mut().take()) {
+            std::mem::forget(guard.take());
+        }
+    }
+}
+
 /// Hands a connected socket to the I/O thread, starting it if needed.
 pub(super) fn register(
     websocket: WebSocket<Tunnel>,
     inbox: Arc<Inbox>,
 ) -> Result<(SocketId, Wire), String> {
+    crate::lifetime::watch_fork();
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let fd = websocket.get_ref().fd();
     let wire: Wire =
         Arc::new(Mutex::new(WireState { websocket: Some(websocket), handed_over: None }));
     let mut engine = engine();
@@ -111,7 +164,7 @@ pub(super) fn register(
         *engine = Some(start().map_err(|e| format!("could not start the I/O thread: {e}"))?);
     }
     let handle = engine.as_ref().expect("started above");
-    submit(handle, Command::Register(id, Arc::clone(&wire), inbox));
+    submit(handle, Command::Register(id, Arc::clone(&wire), inbox, fd));
     Ok((id, wire))
 }
 
@@ -223,6 +276,8 @@ struct IoThread {
     connections: HashMap<SocketId, Connection>,
     /// Sockets whose last turn ended before their input was drained.
     unfinished: HashSet<SocketId>,
+    /// Sockets whose turn was skipped because a script held the wire.
+    busy: HashSet<SocketId>,
     /// Sockets with input left for their polling script: when the I/O
     /// thread looks again, and since when the input waits.
     deferred: HashMap<SocketId, (Instant, Instant)>,
@@ -236,6 +291,7 @@ impl IoThread {
             woken,
             connections: HashMap::new(),
             unfinished: HashSet::new(),
+            busy: HashSet::new(),
             deferred: HashMap::new(),
         }
     }
@@ -244,10 +300,12 @@ impl IoThread {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = if self.unfinished.is_empty() {
+                let retry = (!self.busy.is_empty()).then(|| Instant::now() + BUSY_RETRY);
                 self.connections
                     .values()
                     .filter_map(|c| c.closing_deadline)
                     .chain(self.deferred.values().map(|&(deadline, _)| deadline))
+                    .chain(retry)
                     .min()
                     .map(|deadline| deadline.saturating_duration_since(Instant::now()))
             } else {
@@ -259,6 +317,7 @@ impl IoThread {
                 }
             }
             let mut input: Vec<SocketId> = self.unfinished.drain().collect();
+            let retried: Vec<SocketId> = self.busy.drain().collect();
             let mut commands = false;
             for event in events.iter() {
                 match event.token() {
@@ -269,15 +328,12 @@ impl IoThread {
                         input.push(id)
                     }
                     // Only writable: write what waits.
-                    Token(id) => {
-                        if let Some(connection) = self.connections.get_mut(&id) {
-                            connection.flush_waiting();
-                        }
-                    }
+                    Token(id) => self.flush_waiting(id),
                 }
             }
             let mut ready: Vec<SocketId> =
                 input.into_iter().filter(|&id| self.read_now(id)).collect();
+            ready.extend(retried);
             ready.extend(self.deferred_due());
             if commands {
                 self.woken.store(false, Ordering::Release);
@@ -304,7 +360,7 @@ impl IoThread {
         if !connection.script_polling() {
             return true;
         }
-        connection.flush_waiting();
+        self.flush_waiting(id);
         let now = Instant::now();
         self.deferred.entry(id).or_insert((now + POLLER_GRACE, now));
         false
@@ -340,10 +396,7 @@ impl IoThread {
 
     fn apply(&mut self, command: Command) {
         match command {
-            Command::Register(id, wire, inbox) => {
-                let Some(fd) = lock(&wire).websocket.as_ref().map(|ws| ws.get_ref().fd()) else {
-                    return;
-                };
+            Command::Register(id, wire, inbox, fd) => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 if let Err(e) =
                     self.poll.registry().register(&mut SourceFd(&fd), Token(id), interest)
@@ -356,6 +409,8 @@ impl IoThread {
                     fd,
                     inbox,
                     closing_deadline: None,
+                    close_frame: None,
+                    peer_closed: false,
                     ended: None,
                     polls_seen: 0,
                 };
@@ -366,7 +421,9 @@ impl IoThread {
             }
             Command::Close(id, code) => {
                 if let Some(connection) = self.connections.get_mut(&id) {
-                    connection.start_close(code);
+                    if connection.start_close(code) == Turn::Busy {
+                        self.busy.insert(id);
+                    }
                 }
             }
             Command::Pump(id) => self.pump(id),
@@ -375,8 +432,23 @@ impl IoThread {
 
     fn pump(&mut self, id: SocketId) {
         if let Some(connection) = self.connections.get_mut(&id) {
-            if !connection.pump() {
-                self.unfinished.insert(id);
+            match connection.pump() {
+                Turn::Done => {}
+                Turn::Unfinished => {
+                    self.unfinished.insert(id);
+                }
+                Turn::Busy => {
+                    self.busy.insert(id);
+                }
+            }
+        }
+    }
+
+    /// Writes what tungstenite holds for the socket, if anything.
+    fn flush_waiting(&mut self, id: SocketId) {
+        if let Some(connection) = self.connections.get_mut(&id) {
+            if connection.flush_waiting() == Turn::Busy {
+                self.busy.insert(id);
             }
         }
     }
@@ -391,15 +463,20 @@ impl IoThread {
             .map(|(id, _)| *id)
             .collect();
         for id in finished {
-            if let Some(connection) = self.connections.remove(&id) {
-                self.unfinished.remove(&id);
-                self.deferred.remove(&id);
-                let _ = self.poll.registry().deregister(&mut SourceFd(&connection.fd));
-                let error = connection.ended.flatten();
-                // Closes the socket (libcurl handle) before telling the script.
-                drop(lock(&connection.wire).websocket.take());
-                connection.inbox.release(error);
-            }
+            let Some(connection) = self.connections.get(&id) else { continue };
+            // Closes the socket (libcurl handle) before telling the script.
+            let Some(websocket) = try_lock(&connection.wire).map(|mut wire| wire.websocket.take())
+            else {
+                self.busy.insert(id);
+                continue;
+            };
+            let connection = self.connections.remove(&id).expect("found above");
+            self.unfinished.remove(&id);
+            self.busy.remove(&id);
+            self.deferred.remove(&id);
+            let _ = self.poll.registry().deregister(&mut SourceFd(&connection.fd));
+            drop(websocket);
+            connection.inbox.release(connection.ended.flatten());
         }
     }
 
@@ -474,13 +551,29 @@ impl Burst {
     }
 }
 
+/// How a turn of the I/O thread on one socket went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    Done,
+    /// Input is left: another turn is due at once.
+    Unfinished,
+    /// A script holds the wire: another turn is due soon.
+    Busy,
+}
+
 struct Connection {
     wire: Wire,
     fd: std::os::fd::RawFd,
     inbox: Arc<Inbox>,
-    /// Set once a close frame was sent: past it, the connection is released
-    /// whether or not the peer answered.
+    /// Set once the closing handshake started (our close, or the answer to
+    /// the peer's): past it, the connection is released whether or not the
+    /// handshake finished.
     closing_deadline: Option<Instant>,
+    /// Our close frame, until it was handed to tungstenite.
+    close_frame: Option<u16>,
+    /// The peer closed; tungstenite queued the answer, and the connection
+    /// ends once it is written.
+    peer_closed: bool,
     /// `Some(error)` once the connection is over (`Some(None)`: cleanly).
     ended: Option<Option<String>>,
     /// The script's poll count when the I/O thread last looked.
@@ -488,16 +581,22 @@ struct Connection {
 }
 
 impl Connection {
-    /// Reads what arrived and writes what is pending. Returns false when it
-    /// stopped before draining the input (another turn is due).
-    fn pump(&mut self) -> bool {
+    /// Sends our close frame if one waits, reads what arrived and writes
+    /// what is pending.
+    fn pump(&mut self) -> Turn {
         if self.ended.is_some() {
-            return true;
+            return Turn::Done;
         }
         let wire = Arc::clone(&self.wire);
-        let mut guard = lock(&wire);
+        let Some(mut guard) = try_lock(&wire) else { return Turn::Busy };
         let state = &mut *guard;
-        let Some(websocket) = state.websocket.as_mut() else { return true };
+        let Some(websocket) = state.websocket.as_mut() else { return Turn::Done };
+        self.send_close_frame(websocket);
+        if self.peer_closed || self.ended.is_some() {
+            // Only the answer to the peer's close is left to write.
+            self.flush(websocket);
+            return Turn::Done;
+        }
         let mut handed_over = state.handed_over.take();
         let mut batch = Burst::default();
         let mut drained = false;
@@ -510,10 +609,12 @@ impl Connection {
                     // Either the answer to our close frame, or the peer's
                     // close, whose answer tungstenite has queued. Once that
                     // answer is written the closing handshake is complete:
-                    // release now rather than wait for the peer to hang up
-                    // (over TLS it may wait for us first).
-                    let _ = websocket.flush();
-                    self.ended.get_or_insert(None);
+                    // release then rather than wait for the peer to hang up
+                    // (over TLS it may wait for us first). Behind a full
+                    // send buffer that takes until the output drains (at
+                    // most CLOSE_TIMEOUT).
+                    self.peer_closed = true;
+                    self.closing_deadline.get_or_insert_with(|| Instant::now() + CLOSE_TIMEOUT);
                     drained = true;
                     break;
                 }
@@ -536,7 +637,11 @@ impl Connection {
             self.inbox.mark_readable();
         }
         self.flush(websocket);
-        drained
+        if drained {
+            Turn::Done
+        } else {
+            Turn::Unfinished
+        }
     }
 
     /// Whether the script polled this socket since the I/O thread last
@@ -554,35 +659,47 @@ impl Connection {
     /// Asked under the wire lock: a script in the middle of a read has
     /// cleared the mark and may set it again.
     fn input_waiting(&self) -> Option<bool> {
-        let _reading_done = self.wire.try_lock().ok()?;
+        let _reading_done = try_lock(&self.wire)?;
         Some(self.inbox.readable())
     }
 
-    /// Writes what tungstenite holds for the socket, if anything. Rare (the
-    /// socket was full), so waiting for the wire is fine then.
-    fn flush_waiting(&mut self) {
-        if !self.inbox.output_waiting() {
-            return;
-        }
+    /// Writes what tungstenite holds for the socket, if anything. The mark
+    /// is read under the wire, where scripts set it.
+    fn flush_waiting(&mut self) -> Turn {
         let wire = Arc::clone(&self.wire);
-        let mut guard = lock(&wire);
-        if let Some(websocket) = guard.websocket.as_mut() {
-            self.flush(websocket);
+        let Some(mut guard) = try_lock(&wire) else { return Turn::Busy };
+        if self.inbox.output_waiting() || self.peer_closed {
+            if let Some(websocket) = guard.websocket.as_mut() {
+                self.flush(websocket);
+            }
         }
+        Turn::Done
     }
 
-    fn start_close(&mut self, code: u16) {
+    /// Starts the closing handshake with `code`; the frame goes out now, or
+    /// on the next turn when a script holds the wire.
+    fn start_close(&mut self, code: u16) -> Turn {
         if self.closing_deadline.is_some() || self.ended.is_some() {
-            return;
+            return Turn::Done;
         }
         self.closing_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+        self.close_frame = Some(code);
         let wire = Arc::clone(&self.wire);
-        let mut guard = lock(&wire);
-        let Some(websocket) = guard.websocket.as_mut() else { return };
+        let Some(mut guard) = try_lock(&wire) else { return Turn::Busy };
+        if let Some(websocket) = guard.websocket.as_mut() {
+            self.send_close_frame(websocket);
+        }
+        Turn::Done
+    }
+
+    fn send_close_frame(&mut self, websocket: &mut WebSocket<Tunnel>) {
+        let Some(code) = self.close_frame.take() else { return };
         let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
         match websocket.close(Some(frame)) {
             Ok(()) => self.flush(websocket),
-            Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                self.inbox.set_output_waiting(true)
+            }
             Err(e) => self.end(websocket, e),
         }
     }
@@ -591,8 +708,16 @@ impl Connection {
         let flushed = websocket.flush();
         self.inbox.set_output_waiting(would_block(&flushed));
         match flushed {
+            // The answer to the peer's close is out: the handshake is done.
+            Ok(()) if self.peer_closed => {
+                self.ended.get_or_insert(None);
+            }
             Ok(()) => {}
             Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+            // Once the peer closed, tungstenite reports its own state.
+            Err(Error::ConnectionClosed | Error::AlreadyClosed) if self.peer_closed => {
+                self.ended.get_or_insert(None);
+            }
             Err(e) => self.end(websocket, e),
         }
     }

@@ -14,6 +14,7 @@ mod inbox;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use engine::fork_hooks;
 pub use inbox::{Inbox, Polled};
 
 /// Largest incoming message accepted; a larger one fails the connection
@@ -26,6 +27,9 @@ pub const DETACH_LIMIT: usize = 64 << 10;
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// What sending on a closed socket says, whoever asks.
 pub const CLOSED: &str = "the WebSocket is closed";
+/// Why a socket inherited through `fork()` reads as closed.
+pub const INHERITED: &str =
+    "the WebSocket was opened before fork(): it belongs to the parent process";
 
 /// The close codes a client may send (RFC 6455 section 7.4): 1000-1003,
 /// 1007-1014 and 3000-4999. Anything else, 1004-1006 and 1015 included,
@@ -52,6 +56,9 @@ pub struct Socket {
     id: engine::SocketId,
     wire: engine::Wire,
     inbox: Arc<Inbox>,
+    /// The fork generation it was opened in (see `crate::lifetime`): in a
+    /// child, an inherited socket is closed, and its locks are never taken.
+    generation: u64,
 }
 
 impl Socket {
@@ -60,13 +67,22 @@ impl Socket {
     pub fn connect(url: &str, budget: Option<Duration>) -> Result<Socket, String> {
         let websocket = connect::open(url, budget)?;
         let inbox = Arc::new(Inbox::default());
+        let generation = crate::lifetime::generation();
         let (id, wire) = engine::register(websocket, Arc::clone(&inbox))?;
-        Ok(Socket { id, wire, inbox })
+        Ok(Socket { id, wire, inbox, generation })
+    }
+
+    /// Inherited through `fork()`: the parent's, untouchable here.
+    fn inherited(&self) -> bool {
+        self.generation != crate::lifetime::generation()
     }
 
     /// Writes a message (what the socket cannot take at once is sent by the
     /// I/O thread, in order). Fails when the socket is closed or closing.
     pub fn send(&self, message: Outgoing) -> Result<(), String> {
+        if self.inherited() {
+            return Err(INHERITED.to_owned());
+        }
         if !self.inbox.is_open() {
             return Err(CLOSED.to_owned());
         }
@@ -75,6 +91,9 @@ impl Socket {
 
     /// The next message, without waiting.
     pub fn poll(&self) -> Polled {
+        if self.inherited() {
+            return Polled::Closed;
+        }
         self.inbox.note_poll();
         match self.inbox.poll() {
             Polled::Empty if self.inbox.readable() => {
@@ -86,17 +105,23 @@ impl Socket {
 
     /// The next message, waiting up to `timeout` (forever when `None`).
     pub fn recv(&self, timeout: Option<Duration>) -> Polled {
+        if self.inherited() {
+            return Polled::Closed;
+        }
         self.inbox.recv(timeout, || self.poll())
     }
 
     /// Whether the socket is open: not closed, closing or failed.
     pub fn is_open(&self) -> bool {
-        self.inbox.is_open()
+        !self.inherited() && self.inbox.is_open()
     }
 
     /// Why the socket closed, once it has; `None` while open or after a
     /// clean close.
     pub fn close_error(&self) -> Option<String> {
+        if self.inherited() {
+            return Some(INHERITED.to_owned());
+        }
         self.inbox.close_error()
     }
 
@@ -104,6 +129,9 @@ impl Socket {
     /// most) for the peer's answer, and releases the connection. Calling it
     /// again does nothing more.
     pub fn close(&self, code: u16) {
+        if self.inherited() {
+            return;
+        }
         if self.inbox.begin_close() {
             engine::close(self.id, code);
         }
@@ -112,7 +140,15 @@ impl Socket {
 }
 
 impl Drop for Socket {
+    /// An inherited socket is left as it is: the parent's I/O thread, which
+    /// owns it, does not exist here, so nothing ever writes to it or frees
+    /// it (its connection stays the parent's).
     fn drop(&mut self) {
+        if self.inherited() {
+            // Never the last owner of the parent's connection.
+            std::mem::forget(Arc::clone(&self.wire));
+            return;
+        }
         if self.inbox.begin_close() {
             engine::close(self.id, 1000);
         }
