@@ -21,10 +21,10 @@
 //! socket whose wire is taken gets its turn again [`BUSY_RETRY`] later
 //! (reads, the close frame, output, release). Lock order: wire, then the
 //! inbox's locks (`Inbox` takes its own, briefly); `ENGINE` is never held
-//! with a wire. Output that tungstenite kept back is marked under the wire
-//! (`output_waiting`), and the I/O thread reads the mark under the wire
-//! too, so a writable event that comes while a script is between a short
-//! write and the mark is never lost.
+//! with a wire. A script marks output as waiting (`output_waiting`) before
+//! it writes and clears the mark only once everything went out, so the
+//! I/O thread, reading the mark without the wire, never misses output left
+//! by a write that hit a full socket while a writable event came.
 
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
@@ -177,6 +177,9 @@ pub(super) fn send(wire: &Wire, inbox: &Inbox, message: Outgoing) -> Result<(), 
     };
     let mut guard = lock(wire);
     let websocket = guard.websocket.as_mut().ok_or(super::CLOSED)?;
+    // Marked before the write: the I/O thread reads the mark without the
+    // wire, and must never see "nothing waits" while a write may block.
+    inbox.set_output_waiting(true);
     let written = websocket.write(message).and_then(|()| websocket.flush());
     inbox.set_output_waiting(would_block(&written));
     match written {
@@ -225,6 +228,7 @@ pub(super) fn read_inline(id: SocketId, wire: &Wire, inbox: &Inbox) -> Polled {
             Ok(Message::Binary(data)) => Polled::Message(data, false),
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {
                 // tungstenite queued the answer to a ping.
+                inbox.set_output_waiting(true);
                 inbox.set_output_waiting(would_block(&websocket.flush()));
                 continue;
             }
@@ -278,6 +282,9 @@ struct IoThread {
     unfinished: HashSet<SocketId>,
     /// Sockets whose turn was skipped because a script held the wire.
     busy: HashSet<SocketId>,
+    /// Sockets whose output could not be written because a script held
+    /// the wire.
+    busy_output: HashSet<SocketId>,
     /// Sockets with input left for their polling script: when the I/O
     /// thread looks again, and since when the input waits.
     deferred: HashMap<SocketId, (Instant, Instant)>,
@@ -292,6 +299,7 @@ impl IoThread {
             connections: HashMap::new(),
             unfinished: HashSet::new(),
             busy: HashSet::new(),
+            busy_output: HashSet::new(),
             deferred: HashMap::new(),
         }
     }
@@ -300,7 +308,8 @@ impl IoThread {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = if self.unfinished.is_empty() {
-                let retry = (!self.busy.is_empty()).then(|| Instant::now() + BUSY_RETRY);
+                let retry = (!self.busy.is_empty() || !self.busy_output.is_empty())
+                    .then(|| Instant::now() + BUSY_RETRY);
                 self.connections
                     .values()
                     .filter_map(|c| c.closing_deadline)
@@ -318,6 +327,10 @@ impl IoThread {
             }
             let mut input: Vec<SocketId> = self.unfinished.drain().collect();
             let retried: Vec<SocketId> = self.busy.drain().collect();
+            let retried_output: Vec<SocketId> = self.busy_output.drain().collect();
+            for id in retried_output {
+                self.flush_waiting(id);
+            }
             let mut commands = false;
             for event in events.iter() {
                 match event.token() {
@@ -448,7 +461,7 @@ impl IoThread {
     fn flush_waiting(&mut self, id: SocketId) {
         if let Some(connection) = self.connections.get_mut(&id) {
             if connection.flush_waiting() == Turn::Busy {
-                self.busy.insert(id);
+                self.busy_output.insert(id);
             }
         }
     }
@@ -473,6 +486,7 @@ impl IoThread {
             let connection = self.connections.remove(&id).expect("found above");
             self.unfinished.remove(&id);
             self.busy.remove(&id);
+            self.busy_output.remove(&id);
             self.deferred.remove(&id);
             let _ = self.poll.registry().deregister(&mut SourceFd(&connection.fd));
             drop(websocket);
@@ -663,15 +677,17 @@ impl Connection {
         Some(self.inbox.readable())
     }
 
-    /// Writes what tungstenite holds for the socket, if anything. The mark
-    /// is read under the wire, where scripts set it.
+    /// Writes what tungstenite holds for the socket, if anything. Scripts
+    /// set the mark before they write, so "nothing waits" is never read
+    /// while a write of theirs may still block.
     fn flush_waiting(&mut self) -> Turn {
+        if !self.inbox.output_waiting() && !self.peer_closed {
+            return Turn::Done;
+        }
         let wire = Arc::clone(&self.wire);
         let Some(mut guard) = try_lock(&wire) else { return Turn::Busy };
-        if self.inbox.output_waiting() || self.peer_closed {
-            if let Some(websocket) = guard.websocket.as_mut() {
-                self.flush(websocket);
-            }
+        if let Some(websocket) = guard.websocket.as_mut() {
+            self.flush(websocket);
         }
         Turn::Done
     }

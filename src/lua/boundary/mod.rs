@@ -210,7 +210,8 @@ thread_local! {
 
 /// Runs the [`Job`] of the protected call that called it.
 unsafe extern "C-unwind" fn trampoline(L: *mut lua_State) -> c_int {
-    match JOB.take() {
+    // try_with: no panic here, inside lua_pcall, even during thread exit.
+    match JOB.try_with(Cell::take).ok().flatten() {
         Some(job) => unsafe { (job.run)(Raw { state: L }, job.section) },
         None => 0,
     }
@@ -248,11 +249,16 @@ impl Lua {
                     "luanet: a luanet function's upvalues were changed".to_owned(),
                 ));
             }
-            lua_insert(L, -(nargs + 1));
-            JOB.set(Some(job));
+            if nargs > 0 {
+                lua_insert(L, -(nargs + 1));
+            }
+            if JOB.try_with(|slot| slot.set(Some(job))).is_err() {
+                lua_pop(L, nargs + 1);
+                return Err(Failure::Message("luanet: called while its thread exits".to_owned()));
+            }
             let status = lua_pcall(L, nargs, nresults, 0);
             // Cleared even when the call failed before the trampoline ran.
-            JOB.set(None);
+            let _ = JOB.try_with(|slot| slot.set(None));
             match status {
                 LUA_OK => Ok(()),
                 _ => Err(Failure::Raised),
