@@ -9,6 +9,18 @@ pub struct Endpoint {
     url: Url,
 }
 
+/// "invalid URL '<raw>': <why>", the URL cut to its first
+/// [`QUOTED_URL_CHARS`] characters when longer.
+pub fn invalid(raw: &str, why: impl std::fmt::Display) -> String {
+    match raw.char_indices().nth(QUOTED_URL_CHARS) {
+        Some((cut, _)) => format!("invalid URL '{}...' ({} bytes): {why}", &raw[..cut], raw.len()),
+        None => format!("invalid URL '{raw}': {why}"),
+    }
+}
+
+/// The most of a URL an error message quotes.
+pub const QUOTED_URL_CHARS: usize = 200;
+
 impl Endpoint {
     /// Parses `raw` and checks that its scheme is one of `schemes`
     /// (lower-case names such as `"http"`).
@@ -16,7 +28,7 @@ impl Endpoint {
         if raw.trim().is_empty() {
             return Err("invalid URL: empty".to_owned());
         }
-        let url = Url::parse(raw).map_err(|e| format!("invalid URL '{raw}': {e}"))?;
+        let url = Url::parse(raw).map_err(|e| invalid(raw, e))?;
         if !schemes.contains(&url.scheme()) {
             return Err(format!(
                 "unsupported URL scheme '{}' (expected {})",
@@ -25,7 +37,7 @@ impl Endpoint {
             ));
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(format!("invalid URL '{raw}': no host"));
+            return Err(invalid(raw, "no host"));
         }
         Ok(Endpoint { url })
     }
@@ -63,5 +75,36 @@ impl Endpoint {
     pub fn host(&self) -> &str {
         let host = self.url.host_str().unwrap_or_default();
         host.trim_start_matches('[').trim_end_matches(']')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_quote_at_most_200_characters_of_a_url() {
+        assert_eq!(
+            invalid("http://x:99999/", "bad port"),
+            "invalid URL 'http://x:99999/': bad port"
+        );
+        let long = format!("http://x/{}", "é".repeat(300));
+        let message = invalid(&long, "too long");
+        let quoted: String = long.chars().take(QUOTED_URL_CHARS).collect();
+        assert_eq!(message, format!("invalid URL '{quoted}...' ({} bytes): too long", long.len()));
+    }
+
+    #[test]
+    fn schemes_and_hosts() {
+        assert!(Endpoint::parse("ws://127.0.0.1:1/", &["ws", "wss"]).is_ok());
+        assert_eq!(
+            Endpoint::parse("ftp://h/", &["http", "https"]).unwrap_err(),
+            "unsupported URL scheme 'ftp' (expected http or https)"
+        );
+        assert_eq!(Endpoint::parse(" ", &["http"]).unwrap_err(), "invalid URL: empty");
+        assert_eq!(
+            Endpoint::parse("http://[::1]:8080/", &["http"]).unwrap().authority(),
+            "[::1]:8080"
+        );
     }
 }

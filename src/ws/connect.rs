@@ -31,7 +31,7 @@ pub(super) fn open(url: &str, budget: Option<Duration>) -> Result<WebSocket<Tunn
         None => Instant::now() + DEFAULT_IDLE_TIMEOUT,
     };
     let mut request =
-        endpoint.as_str().into_client_request().map_err(|e| format!("invalid URL '{url}': {e}"))?;
+        endpoint.as_str().into_client_request().map_err(|e| crate::endpoint::invalid(url, e))?;
     request.headers_mut().insert(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_SIZE))
