@@ -8,14 +8,7 @@
 #include <time.h>
 
 #include "check.h"
-
-static char url_buf[512];
-
-static const char *url(const char *base_env, const char *path) {
-    const char *base = getenv(base_env);
-    snprintf(url_buf, sizeof url_buf, "%s%s", base ? base : "", path);
-    return url_buf;
-}
+#include "peer.h"
 
 static int error_is(const char *expected) { return strcmp(luanet_last_error(), expected) == 0; }
 

@@ -13,14 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
-
-static char url_buf[512];
-
-static const char *url(const char *base_env, const char *path) {
-    const char *base = getenv(base_env);
-    snprintf(url_buf, sizeof url_buf, "%s%s", base ? base : "", path);
-    return url_buf;
-}
+#include "peer.h"
 
 /* The client port the server saw for GET /inspect over HTTPS; -1 on failure. */
 static long client_port(void) {
