@@ -12,6 +12,12 @@ cargo fmt --all -- --check
 cargo fmt --manifest-path tools/lua55/Cargo.toml -- --check
 cargo clippy --release --quiet -- -D warnings                        # the Lua 5.4 module
 cargo clippy --release --quiet --no-default-features -- -D warnings  # the C library
+# The Lua boundary's rule holds by construction only if nothing else
+# reaches the raw C API.
+if grep -rln "mlua_sys" src --include='*.rs' | grep -v '^src/lua/boundary/'; then
+    echo "test.sh: only src/lua/boundary/ may use mlua_sys (the raw Lua C API)" >&2
+    exit 1
+fi
 
 echo "== unit tests"
 cargo test --release --quiet --lib
