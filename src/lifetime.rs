@@ -16,6 +16,7 @@
 //! [`generation`] moves on: a socket from an earlier generation reads as
 //! closed and is dropped without a word to its peer.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
@@ -38,20 +39,40 @@ pub fn watch_fork() {
     });
 }
 
+/// A lock an engine holds across `fork()`: released in the parent when
+/// dropped; in the child, [`HeldAcrossFork::forget_in_child`] first forgets
+/// what the engine had (the parent's), then releases it.
+pub trait HeldAcrossFork {
+    /// Forgets the parent's state without closing anything, and unlocks.
+    fn forget_in_child(self: Box<Self>);
+}
+
+thread_local! {
+    /// What the forking thread holds between the handlers, in lock order.
+    static HELD: RefCell<Vec<Box<dyn HeldAcrossFork>>> = const { RefCell::new(Vec::new()) };
+}
+
 extern "C" fn before_fork() {
-    crate::ws::fork_hooks::before();
-    crate::http::fork_hooks::before();
+    let engine = crate::ws::hold_for_fork();
+    let pool = crate::http::hold_for_fork();
+    let _ = HELD.try_with(|held| held.borrow_mut().extend([engine, pool]));
 }
 
 extern "C" fn in_parent() {
-    crate::http::fork_hooks::in_parent();
-    crate::ws::fork_hooks::in_parent();
+    let _ = HELD.try_with(|held| {
+        while let Some(lock) = held.borrow_mut().pop() {
+            drop(lock);
+        }
+    });
 }
 
 extern "C" fn in_child() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
-    crate::http::fork_hooks::in_child();
-    crate::ws::fork_hooks::in_child();
+    let _ = HELD.try_with(|held| {
+        while let Some(lock) = held.borrow_mut().pop() {
+            lock.forget_in_child();
+        }
+    });
 }
 
 /// Pins the shared object holding this function; harmless when the library

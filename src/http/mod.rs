@@ -10,7 +10,7 @@ mod error;
 mod pool;
 pub mod tunnel;
 
-pub(crate) use pool::fork_hooks;
+pub(crate) use pool::hold_for_fork;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! one. A handle is only ever used by one thread at a time, which is what
 //! makes the reuse safe for hosts that run Lua states on several threads.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use curl::easy::Easy2;
 
@@ -36,29 +36,15 @@ pub(super) fn give_back(easy: Easy2<Collector>) {
 }
 
 /// The pool held across `fork()` (see `crate::lifetime`).
-pub(crate) mod fork_hooks {
-    use std::cell::RefCell;
-    use std::sync::MutexGuard;
+pub(crate) fn hold_for_fork() -> Box<dyn crate::lifetime::HeldAcrossFork> {
+    Box::new(PoolHeld(IDLE.lock().unwrap_or_else(|p| p.into_inner())))
+}
 
-    use super::{Collector, Easy2, IDLE};
+struct PoolHeld(MutexGuard<'static, Vec<Easy2<Collector>>>);
 
-    thread_local! {
-        static HELD: RefCell<Option<MutexGuard<'static, Vec<Easy2<Collector>>>>> = const { RefCell::new(None) };
-    }
-
-    pub(crate) fn before() {
-        let guard = IDLE.lock().unwrap_or_else(|p| p.into_inner());
-        HELD.with(|held| *held.borrow_mut() = Some(guard));
-    }
-
-    pub(crate) fn in_parent() {
-        HELD.with(|held| drop(held.borrow_mut().take()));
-    }
-
+impl crate::lifetime::HeldAcrossFork for PoolHeld {
     /// The pooled connections are the parent's: forget them unclosed.
-    pub(crate) fn in_child() {
-        if let Some(mut guard) = HELD.with(|held| held.borrow_mut().take()) {
-            std::mem::forget(std::mem::take(&mut *guard));
-        }
+    fn forget_in_child(mut self: Box<Self>) {
+        std::mem::forget(std::mem::take(&mut *self.0));
     }
 }

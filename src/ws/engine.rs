@@ -121,31 +121,17 @@ fn engine() -> MutexGuard<'static, Option<Handle>> {
 }
 
 /// `ENGINE` held across `fork()` (see `crate::lifetime`).
-pub(crate) mod fork_hooks {
-    use std::cell::RefCell;
-    use std::sync::MutexGuard;
+pub(crate) fn hold_for_fork() -> Box<dyn crate::lifetime::HeldAcrossFork> {
+    Box::new(EngineHeld(engine()))
+}
 
-    use super::{engine, Handle};
+struct EngineHeld(MutexGuard<'static, Option<Handle>>);
 
-    thread_local! {
-        static HELD: RefCell<Option<MutexGuard<'static, Option<Handle>>>> = const { RefCell::new(None) };
-    }
-
-    pub(crate) fn before() {
-        let guard = engine();
-        HELD.with(|held| *held.borrow_mut() = Some(guard));
-    }
-
-    pub(crate) fn in_parent() {
-        HELD.with(|held| drop(held.borrow_mut().take()));
-    }
-
+impl crate::lifetime::HeldAcrossFork for EngineHeld {
     /// The I/O thread is the parent's: forget the way to it, so the next
     /// socket starts one of this process's own.
-    pub(crate) fn in_child() {
-        if let Some(mut guard) = HELD.with(|held| held.borrow_mut().take()) {
-            std::mem::forget(guard.take());
-        }
+    fn forget_in_child(mut self: Box<Self>) {
+        std::mem::forget(self.0.take());
     }
 }
 

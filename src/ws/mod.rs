@@ -14,7 +14,7 @@ mod inbox;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use engine::fork_hooks;
+pub(crate) use engine::hold_for_fork;
 pub use inbox::{Inbox, Polled};
 
 /// Largest incoming message accepted; a larger one fails the connection
