@@ -25,6 +25,9 @@ typedef enum luanet_result {
   LUANET_ERR_PANIC = 6,
 } luanet_result;
 
+// What went wrong, as a stable name scripts can branch on.
+typedef struct ErrorKind ErrorKind;
+
 // One complete incoming message. Opaque; free with `luanet_message_free`.
 typedef struct luanet_message luanet_message;
 

@@ -14,6 +14,8 @@ Starts, on loopback and on free ports chosen by the kernel, one ASGI app
     LUANET_HTTPS_WRONG_CA    https://localhost:PORT  cert from CA #2 (untrusted)
     LUANET_HTTPS_WRONG_HOST  https://localhost:PORT  cert from CA #1 for
                              other.example only (host name mismatch)
+    LUANET_HTTPS_CLIENT_AUTH https://localhost:PORT  as LUANET_HTTPS, but the
+                             handshake requires a client certificate from CA #1
 
 WebSocket servers (websockets, asyncio; no compression, no keepalive pings,
 no message size limit: the client enforces its own):
@@ -51,6 +53,10 @@ variables plus
     SSL_CERT_FILE            PEM file of CA #1
     LUANET_CA_DIR            CA #1 as a hashed directory (for SSL_CERT_DIR)
     LUANET_OTHER_CA_FILE     PEM file of CA #2
+    LUANET_CLIENT_CERT       a client certificate from CA #1 (PEM, chain only)
+    LUANET_CLIENT_KEY        its private key (PEM)
+    LUANET_CLIENT_CERT_KEY   the key and the chain in one PEM file
+    LUANET_OTHER_CLIENT_CERT_KEY  the same from CA #2 (refused by the server)
     LUANET_CLOSED_PORT       a TCP port on 127.0.0.1 where nothing listens
 
 stops the servers and exits with CMD's exit code (128+N if CMD was killed
@@ -72,7 +78,15 @@ Endpoints (any method, unknown paths -> 404 "not found"):
     /slow/<ms>              200 "slow" after ms milliseconds
     /stall                  Content-Length 100, sends 10 bytes, then waits 60 s
     /redirect/<n>           302 to /redirect/<n-1>; /redirect/0 is 200 "redirected"
-    /redirect-to?url=<u>    302 to u
+    /redirect-to?url=<u>&code=<c>
+                            status c (default 302) with Location u
+    /headers                the request headers in arrival order, one
+                            "name: value" line each (names in lower case,
+                            repeated names on lines of their own)
+    /cookies                200 "cookies" with two Set-Cookie headers
+                            ("a=1; Path=/", "b=2") and two "X-Twice" ("1", "2")
+    /truncated/<n>          Content-Length n, sends n // 2 pattern bytes, then
+                            breaks the connection (a body cut short)
     /gzip                   gzip-encoded text if Accept-Encoding has gzip
 
 WebSocket paths (query strings parsed with urllib; unknown paths refuse the
@@ -162,7 +176,7 @@ GZIP_BODY = gzip.compress(GZIP_PLAIN, mtime=0)
 # return at once instead of being cancelled, so shutdown is quick and quiet.
 STOPPING: asyncio.Event | None = None
 
-NUMBERED = re.compile(r"^/(status|bytes|chunked|slow|redirect)/([0-9]{1,10})$")
+NUMBERED = re.compile(r"^/(status|bytes|chunked|slow|redirect|truncated)/([0-9]{1,10})$")
 
 
 async def pause(seconds: float) -> bool:
@@ -254,6 +268,13 @@ async def handle_http(scope, receive, send) -> None:
             await send_pattern(scope, send, n, len(PATTERN_BLOCK), content_length=True)
         elif kind == "chunked":
             await send_pattern(scope, send, n, 1000, content_length=False)
+        elif kind == "truncated":
+            hdrs = [(b"content-type", b"application/octet-stream"), (b"content-length", str(n).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": hdrs})
+            await send({"type": "http.response.body", "body": pattern(0, n // 2), "more_body": True})
+            # An application error after the response began: the server
+            # breaks the connection.
+            raise ConnectionAbortedError("truncated on purpose")
         elif kind == "slow":
             if await pause(n / 1000.0):
                 await respond(scope, send, 200, b"slow")
@@ -313,7 +334,16 @@ async def handle_http(scope, receive, send) -> None:
             await respond(scope, send, 400, b"missing url parameter")
         else:
             location = urls[0].encode("utf-8")
-            await respond(scope, send, 302, b"redirect", [(b"location", location)])
+            code = int(query.get("code", ["302"])[0])
+            await respond(scope, send, code, b"redirect", [(b"location", location)])
+    elif path == "/headers":
+        await read_body(receive)
+        lines = b"".join(k + b": " + v + b"\n" for k, v in scope["headers"])
+        await respond(scope, send, 200, lines)
+    elif path == "/cookies":
+        cookies = [(b"set-cookie", b"a=1; Path=/"), (b"set-cookie", b"b=2")]
+        cookies += [(b"x-twice", b"1"), (b"x-twice", b"2")]
+        await respond(scope, send, 200, b"cookies", cookies)
     elif path == "/gzip":
         if "gzip" in header(scope, b"accept-encoding").lower():
             await respond(
@@ -342,7 +372,7 @@ async def app(scope, receive, send) -> None:
     elif kind == "http":
         try:
             await handle_http(scope, receive, send)
-        except Disconnected:
+        except (Disconnected, ConnectionAbortedError):
             pass
     elif kind == "websocket":
         # Not served (yet): refuse the handshake (Hypercorn answers 403).
@@ -667,7 +697,12 @@ def fd_binds(socks: list[socket.socket]) -> list[str]:
     return [f"fd://{sock.detach()}" for sock in socks]
 
 
-def make_config(binds: list[str], cert_path: str | None = None, insecure: list[str] = ()) -> Config:
+def make_config(
+    binds: list[str],
+    cert_path: str | None = None,
+    insecure: list[str] = (),
+    client_ca: str | None = None,
+) -> Config:
     config = Config()
     config.accesslog = None
     config.errorlog = "-"  # stderr
@@ -677,6 +712,9 @@ def make_config(binds: list[str], cert_path: str | None = None, insecure: list[s
         config.certfile = cert_path
         config.keyfile = cert_path
         config.alpn_protocols = ["h2", "http/1.1"]
+    if client_ca is not None:
+        config.ca_certs = client_ca
+        config.verify_mode = ssl.CERT_REQUIRED
     config.bind = binds
     config.insecure_bind = list(insecure)
     return config
@@ -879,6 +917,20 @@ async def run(argv: list[str]) -> int:
         for name, cert in certs.items():
             cert_paths[name] = os.path.join(tmp, f"{name}.pem")
             cert.private_key_and_cert_chain_pem.write_to_path(cert_paths[name])
+        client = ca.issue_cert("luanet-client")
+        client_paths = {
+            "LUANET_CLIENT_CERT": os.path.join(tmp, "client-cert.pem"),
+            "LUANET_CLIENT_KEY": os.path.join(tmp, "client-key.pem"),
+            "LUANET_CLIENT_CERT_KEY": os.path.join(tmp, "client.pem"),
+            "LUANET_OTHER_CLIENT_CERT_KEY": os.path.join(tmp, "other-client.pem"),
+        }
+        with open(client_paths["LUANET_CLIENT_CERT"], "wb") as f:
+            f.write(b"".join(blob.bytes() for blob in client.cert_chain_pems))
+        client.private_key_pem.write_to_path(client_paths["LUANET_CLIENT_KEY"])
+        client.private_key_and_cert_chain_pem.write_to_path(client_paths["LUANET_CLIENT_CERT_KEY"])
+        other_ca.issue_cert("luanet-client").private_key_and_cert_chain_pem.write_to_path(
+            client_paths["LUANET_OTHER_CLIENT_CERT_KEY"]
+        )
 
         http4 = bind_one(socket.AF_INET, "127.0.0.1")
         http6 = bind_one(socket.AF_INET6, "::1")
@@ -887,6 +939,7 @@ async def run(argv: list[str]) -> int:
         https_port, https_socks = bind_localhost()
         wrong_ca_port, wrong_ca_socks = bind_localhost()
         wrong_host_port, wrong_host_socks = bind_localhost()
+        client_auth_port, client_auth_socks = bind_localhost()
         ws4 = bind_one(socket.AF_INET, "127.0.0.1")
         ws6 = bind_one(socket.AF_INET6, "::1")
         ws4_port = ws4.getsockname()[1]
@@ -903,9 +956,10 @@ async def run(argv: list[str]) -> int:
             make_config(fd_binds(https_socks), cert_paths["good"], fd_binds([http4, http6])),
             make_config(fd_binds(wrong_ca_socks), cert_paths["wrong_ca"]),
             make_config(fd_binds(wrong_host_socks), cert_paths["wrong_host"]),
+            make_config(fd_binds(client_auth_socks), cert_paths["good"], client_ca=ca_path),
         ]
         addresses = [("127.0.0.1", http4_port), ("::1", http6_port)]
-        for port in (https_port, wrong_ca_port, wrong_host_port):
+        for port in (https_port, wrong_ca_port, wrong_host_port, client_auth_port):
             addresses += [("127.0.0.1", port), ("::1", port)]
         addresses += [("127.0.0.1", ws4_port), ("::1", ws6_port), ("127.0.0.1", cut_port)]
         for port in (wss_port, wss_wrong_ca_port):
@@ -932,6 +986,8 @@ async def run(argv: list[str]) -> int:
                 "LUANET_HTTPS": f"https://localhost:{https_port}",
                 "LUANET_HTTPS_WRONG_CA": f"https://localhost:{wrong_ca_port}",
                 "LUANET_HTTPS_WRONG_HOST": f"https://localhost:{wrong_host_port}",
+                "LUANET_HTTPS_CLIENT_AUTH": f"https://localhost:{client_auth_port}",
+                **client_paths,
                 "SSL_CERT_FILE": ca_path,
                 "LUANET_CA_DIR": ca_dir,
                 "LUANET_OTHER_CA_FILE": other_ca_path,
@@ -981,6 +1037,7 @@ async def run(argv: list[str]) -> int:
                 "LUANET_HTTPS",
                 "LUANET_HTTPS_WRONG_CA",
                 "LUANET_HTTPS_WRONG_HOST",
+                "LUANET_HTTPS_CLIENT_AUTH",
                 "SSL_CERT_FILE",
                 "LUANET_CLOSED_PORT",
                 "LUANET_PROXY",

@@ -6,15 +6,24 @@
 //! from the standard environment variables, and defaults under which nothing
 //! hangs forever.
 
+mod collector;
 mod error;
+mod options;
 mod pool;
+mod request;
 pub mod tunnel;
 
+pub use error::{ErrorKind, RequestError};
+pub use options::{
+    check_header_name, check_header_value, check_method, Proxy, RequestOptions, Version, SCHEMES,
+};
 pub(crate) use pool::hold_for_fork;
+pub use request::{request, Reply, Timings};
 
 use std::time::Duration;
 
-use curl::easy::{Easy2, Handler, HttpVersion, WriteError};
+use collector::{Collector, OwnHandle};
+use curl::easy::{Easy2, HttpVersion};
 
 use crate::endpoint::Endpoint;
 use crate::tls;
@@ -71,7 +80,7 @@ fn perform_on(easy: &mut Easy2<Collector>, request: &Request<'_>) -> Result<Resp
     let target = aim(easy, previous, request)?;
     let outcome = prepare_body(easy, request)
         .and_then(|()| easy.perform())
-        .map_err(|e| error::describe(&e, easy, &target.endpoint, request.timeout));
+        .map_err(|e| error::describe(&e, easy, &target.endpoint, request.timeout).message);
     let restored = if request.post.is_some() { back_to_get(easy) } else { Ok(()) };
     let collector = easy.get_mut();
     let body = std::mem::take(&mut collector.body);
@@ -82,24 +91,10 @@ fn perform_on(easy: &mut Easy2<Collector>, request: &Request<'_>) -> Result<Resp
     }
     outcome?;
     if !collector.headers_complete {
-        return Err(error::cut_in_headers(&collector.target.as_ref().expect("set above").endpoint));
+        let endpoint = &collector.target.as_ref().expect("set above").endpoint;
+        return Err(error::cut_in_headers(endpoint).message);
     }
     Ok(Response { status: easy.response_code().unwrap_or(0), body })
-}
-
-/// A pooled handle's own state: the body being collected, and where the
-/// handle is set to go.
-#[derive(Default)]
-pub(crate) struct Collector {
-    body: Vec<u8>,
-    /// The last header section began ended with its blank line. libcurl
-    /// counts a response cut inside its headers as a success; RFC 9112
-    /// section 8 calls it incomplete.
-    headers_complete: bool,
-    target: Option<Target>,
-    /// The handle could not be put back in its idle state; drop it.
-    broken: bool,
-    handle: OwnHandle,
 }
 
 /// The URL and budget a handle's options are set to: a script that asks for
@@ -118,107 +113,30 @@ fn aim(
 ) -> Result<Target, String> {
     if let Some(target) = previous.filter(|t| t.url == request.url) {
         if target.budget != request.timeout {
-            set_budget(easy, request.timeout)
-                .map_err(|e| error::describe(&e, easy, &target.endpoint, request.timeout))?;
+            set_budget(easy, request.timeout).map_err(|e| {
+                error::describe(&e, easy, &target.endpoint, request.timeout).message
+            })?;
         }
         return Ok(Target { budget: request.timeout, ..target });
     }
     let endpoint = Endpoint::parse(request.url, &["http", "https"])?;
     configure_target(easy, &endpoint, request.timeout)
-        .map_err(|e| error::describe(&e, easy, &endpoint, request.timeout))?;
+        .map_err(|e| error::describe(&e, easy, &endpoint, request.timeout).message)?;
     Ok(Target { url: request.url.to_owned(), endpoint, budget: request.timeout })
-}
-
-/// The most a `Content-Length` may make us reserve up front; a larger body
-/// still arrives, it just grows as it comes.
-const MAX_RESERVE: usize = 256 << 20;
-
-impl Handler for Collector {
-    /// On the first piece, reserves the announced body size at once: no
-    /// reallocation while a large body arrives, and no doubled capacity at
-    /// its peak.
-    fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
-        if self.body.capacity() == 0 {
-            if let Some(length) = self.handle.content_length() {
-                reserve_body(&mut self.body, length.min(MAX_RESERVE));
-            }
-        }
-        self.body.extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    /// Sees every header line, of every response (1xx, redirects, the
-    /// proxy's answer to CONNECT): a status line opens a section, a blank
-    /// line closes it.
-    fn header(&mut self, line: &[u8]) -> bool {
-        if line.starts_with(b"HTTP/") {
-            self.headers_complete = false;
-        } else if line == b"\r\n" || line == b"\n" {
-            self.headers_complete = true;
-        }
-        true
-    }
-}
-
-/// Bodies from this size on ask for huge pages.
-const HUGE_PAGE_BODY: usize = 8 << 20;
-
-/// Reserves exactly `length` bytes. A large body asks the kernel for huge
-/// pages: filling fresh memory 4 KiB page fault by page fault costs more
-/// than copying the bytes.
-fn reserve_body(body: &mut Vec<u8>, length: usize) {
-    body.reserve_exact(length);
-    if length < HUGE_PAGE_BODY {
-        return;
-    }
-    const HUGE_PAGE: usize = 2 << 20;
-    let start = body.as_mut_ptr() as usize;
-    let aligned = start.next_multiple_of(HUGE_PAGE);
-    let end = (start + body.capacity()) & !(HUGE_PAGE - 1);
-    if end > aligned {
-        // SAFETY: advice only, on whole pages inside the vector's own
-        // allocation; its contents are untouched. Failure (no THP) is fine.
-        unsafe { libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE) };
-    }
-}
-
-/// The libcurl handle a [`Collector`] belongs to, for asking it about the
-/// transfer in progress from inside a callback.
-struct OwnHandle(*mut curl_sys::CURL);
-
-// SAFETY: used only from the owning handle's callbacks, on whichever thread
-// performs that handle; the handle itself moves between threads with it.
-unsafe impl Send for OwnHandle {}
-
-impl Default for OwnHandle {
-    fn default() -> Self {
-        OwnHandle(std::ptr::null_mut())
-    }
-}
-
-impl OwnHandle {
-    /// The response's `Content-Length`, when it announced one.
-    fn content_length(&self) -> Option<usize> {
-        // CURLINFO_OFF_T + 15; not in curl-sys.
-        const CURLINFO_CONTENT_LENGTH_DOWNLOAD_T: curl_sys::CURLINFO = 0x60_0000 + 15;
-        if self.0.is_null() {
-            return None;
-        }
-        let mut length: curl_sys::curl_off_t = -1;
-        // SAFETY: a live handle (we are inside its callback) and an
-        // out-pointer of the documented type.
-        let code = unsafe {
-            curl_sys::curl_easy_getinfo(self.0, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &mut length)
-        };
-        (code == curl_sys::CURLE_OK).then(|| usize::try_from(length).ok()).flatten()
-    }
 }
 
 /// A new pooled handle: the options every request shares, set once.
 fn new_handle() -> Result<Easy2<Collector>, curl::Error> {
     let mut easy = Easy2::new(Collector::default());
     easy.get_mut().handle = OwnHandle(easy.raw());
-    configure_connection(&mut easy)?;
+    configure_idle(&mut easy)?;
+    Ok(easy)
+}
+
+/// The options of an idle pooled handle: a GET as the contract functions
+/// make it, before a URL and a budget are set.
+fn configure_idle(easy: &mut Easy2<Collector>) -> Result<(), curl::Error> {
+    configure_connection(easy)?;
     easy.follow_location(true)?;
     easy.max_redirections(MAX_REDIRECTS)?;
     easy.http_version(HttpVersion::V2TLS)?;
@@ -226,16 +144,13 @@ fn new_handle() -> Result<Easy2<Collector>, curl::Error> {
     easy.accept_encoding("")?;
     easy.low_speed_limit(1)?;
     easy.low_speed_time(DEFAULT_IDLE_TIMEOUT)?;
-    easy.buffer_size(RECEIVE_BUFFER_SIZE)?;
-    Ok(easy)
+    easy.buffer_size(RECEIVE_BUFFER_SIZE)
 }
 
 /// The body collected and, for a POST, the body sent. An idle handle is a
 /// GET; `back_to_get` restores that after a POST.
 fn prepare_body(easy: &mut Easy2<Collector>, request: &Request<'_>) -> Result<(), curl::Error> {
-    let collector = easy.get_mut();
-    collector.body.clear();
-    collector.headers_complete = false;
+    easy.get_mut().start_response();
     if let Some((content_type, body)) = request.post {
         let mut headers = curl::easy::List::new();
         let mut line = b"Content-Type: ".to_vec();

@@ -41,7 +41,7 @@ impl Tunnel {
             .and_then(|()| easy.http_proxy_tunnel(true))
             .and_then(|()| easy.perform());
         if let Err(e) = setup {
-            return Err(error::describe(&e, &easy, endpoint, budget));
+            return Err(error::describe(&e, &easy, endpoint, budget).message);
         }
         let fd = active_socket(&easy).ok_or("the connection has no socket")?;
         Ok(Tunnel { easy, fd })

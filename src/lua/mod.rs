@@ -9,6 +9,7 @@ pub(crate) mod args;
 pub(crate) mod boundary;
 mod http;
 mod json;
+mod request;
 mod ws;
 
 use std::ffi::{c_int, CStr};
@@ -19,6 +20,7 @@ use boundary::{lua_CFunction, lua_State, Kind, Raw};
 const FUNCTIONS: &[(&CStr, Option<&CStr>, lua_CFunction)] = &[
     (c"http_get", Some(c"net_http_get"), http::http_get),
     (c"http_post", Some(c"net_http_post"), http::http_post),
+    (c"request", None, request::net_request),
     (c"ws_connect", Some(c"ws_connect"), ws::ws_connect),
     (c"json_encode", None, json::json_encode),
     (c"json_decode", None, json::json_decode),

@@ -444,6 +444,10 @@ pub(crate) struct Raw {
 }
 
 impl Raw {
+    pub(crate) fn push_nil(self) {
+        unsafe { lua_pushnil(self.state) }
+    }
+
     pub(crate) fn push_bytes(self, bytes: &[u8]) {
         unsafe { lua_pushlstring(self.state, bytes.as_ptr().cast(), bytes.len()) };
     }

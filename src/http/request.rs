@@ -1,0 +1,538 @@
+//! The general request behind `net.request` and `luanet_request_perform`:
+//! any method, headers both ways, per-request TLS, proxy, body limit and
+//! output file.
+//!
+//! Redirects are followed here, hop by hop on the same handle (so the
+//! connection is reused), rather than by libcurl: the rules are ours and
+//! browsers' — 303 becomes a GET, 301 and 302 turn a POST into a GET, 307
+//! and 308 keep method and body, https never goes down to http, and
+//! `Authorization` and `Cookie` are not sent on to another origin.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use curl::easy::{Easy2, HttpVersion};
+
+use super::collector::{Collector, Stop};
+use super::error::{self, ErrorKind, RequestError};
+use super::options::{same_header, Proxy, RequestOptions, Version, SCHEMES};
+use super::{configure_idle, pool, set_pointer, DEFAULT_CONNECT_TIMEOUT};
+use crate::endpoint::Endpoint;
+
+/// A response, whatever its status.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    /// The final response's status.
+    pub status: u32,
+    /// The final response's header lines in arrival order, names in lower
+    /// case (no 1xx, no earlier redirect hop).
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The body; empty when it went to the output file.
+    pub body: Vec<u8>,
+    /// The final URL, after redirects.
+    pub url: String,
+    /// Redirects followed.
+    pub redirects: u32,
+    /// `"1.0"`, `"1.1"`, `"2"` or `"3"`.
+    pub http_version: &'static str,
+    /// When each phase ended.
+    pub timings: Timings,
+}
+
+/// Milliseconds from the start of the request to the end of each phase,
+/// each at least the one before (libcurl's `*_TIME` values, cumulative).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Name resolved.
+    pub dns: f64,
+    /// TCP connected.
+    pub connect: f64,
+    /// TLS handshake done (`connect` without TLS).
+    pub tls: f64,
+    /// First response byte received.
+    pub first_byte: f64,
+    /// Everything received.
+    pub total: f64,
+}
+
+impl Reply {
+    /// One value per header name, in order of first arrival; repeated
+    /// names joined with `", "`.
+    pub fn joined_headers(&self) -> Vec<(&str, Vec<u8>)> {
+        let mut joined: Vec<(&str, Vec<u8>)> = Vec::new();
+        for (name, value) in &self.headers {
+            match joined.iter_mut().find(|(n, _)| n == name) {
+                Some((_, all)) => {
+                    all.extend_from_slice(b", ");
+                    all.extend_from_slice(value);
+                }
+                None => joined.push((name, value.clone())),
+            }
+        }
+        joined
+    }
+}
+
+/// The statuses whose `Location` is followed.
+pub(super) fn is_redirect(status: u32) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// Performs `options` on the calling thread and waits for the whole
+/// response. Safe to call from many threads at once.
+pub fn request(options: &RequestOptions) -> Result<Reply, RequestError> {
+    let (output, sink) = match &options.output {
+        Some(path) => Output::create(path).map(|(output, file)| (Some(output), Some(file)))?,
+        None => (None, None),
+    };
+    let mut easy = pool::take()
+        .map_err(|e| RequestError::new(ErrorKind::Io, format!("cannot set up a transfer: {e}")))?;
+    let mut lists = Vec::new();
+    let outcome = exchange(&mut easy, options, sink, &mut lists);
+    // Back to an idle GET: no pointer into `options` or `lists` remains.
+    easy.reset();
+    let restored = configure_idle(&mut easy);
+    let collector = easy.get_mut();
+    collector.plain();
+    collector.target = None;
+    collector.broken |= restored.is_err();
+    pool::give_back(easy);
+    drop(lists);
+    let reply = outcome?;
+    match output {
+        Some(output) => output.commit().map(|()| reply),
+        None => Ok(reply),
+    }
+}
+
+fn exchange(
+    easy: &mut Easy2<Collector>,
+    options: &RequestOptions,
+    sink: Option<File>,
+    lists: &mut Vec<HeaderList>,
+) -> Result<Reply, RequestError> {
+    let started = Instant::now();
+    let fail = |e: curl::Error, easy: &Easy2<Collector>, url: &Endpoint, spent: Duration| {
+        error::describe_hop(&e, easy, url, options.timeout, spent)
+    };
+    apply(easy, options).map_err(|e| fail(e, easy, &options.url, Duration::ZERO))?;
+    let collector = easy.get_mut();
+    collector.headers = Some(Vec::new());
+    collector.following = options.follow_redirects;
+    collector.limit = options.max_body_bytes;
+    collector.sink = sink;
+    let mut url = options.url.clone();
+    let mut method = options.method.clone();
+    let mut body = options.body.as_deref();
+    let mut headers: Vec<&(String, Vec<u8>)> = options.headers.iter().collect();
+    let mut redirects = 0;
+    loop {
+        let spent = started.elapsed();
+        let budget = match options.timeout {
+            Some(total) if spent >= total => return Err(error::out_of_budget(total)),
+            Some(total) => total - spent,
+            None => Duration::ZERO,
+        };
+        let list = HeaderList::new(&headers, body.is_some())?;
+        aim_hop(easy, &url, &method, body, &list, budget)
+            .map_err(|e| fail(e, easy, &url, spent))?;
+        lists.push(list);
+        easy.get_mut().start_response();
+        let performed = easy.perform();
+        if let Some(stop) = easy.get_mut().stop.take() {
+            return Err(stopped(stop, options));
+        }
+        performed.map_err(|e| fail(e, easy, &url, spent))?;
+        if !easy.get_ref().headers_complete {
+            return Err(error::cut_in_headers(&url));
+        }
+        let status = easy.response_code().unwrap_or(0);
+        let location = match options.follow_redirects && is_redirect(status) {
+            true => easy.redirect_url().ok().flatten().map(str::to_owned),
+            false => None,
+        };
+        let Some(location) = location else {
+            let collector = easy.get_mut();
+            return Ok(Reply {
+                status,
+                headers: collector.headers.take().unwrap_or_default(),
+                body: std::mem::take(&mut collector.body),
+                url: url.as_str().to_owned(),
+                redirects,
+                http_version: version_name(easy),
+                timings: timings(easy, spent),
+            });
+        };
+        if redirects == options.max_redirects {
+            return Err(RequestError::new(
+                ErrorKind::Redirect,
+                error::too_many_redirects(options.max_redirects),
+            ));
+        }
+        let next = redirect_target(&url, &location)?;
+        if !keeps_method(status, &method) {
+            method = if method == "HEAD" { method } else { "GET".to_owned() };
+            body = None;
+            headers.retain(|(name, _)| !is_body_header(name));
+        }
+        if !same_origin(&url, &next) {
+            headers.retain(|(name, _)| !is_credential(name));
+        }
+        url = next;
+        redirects += 1;
+    }
+}
+
+/// The options that stay the same on every hop.
+fn apply(easy: &mut Easy2<Collector>, options: &RequestOptions) -> Result<(), curl::Error> {
+    easy.follow_location(false)?;
+    easy.connect_timeout(options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))?;
+    if !options.verify {
+        easy.ssl_verify_peer(false)?;
+        easy.ssl_verify_host(false)?;
+    }
+    if let Some(ca_file) = &options.ca_file {
+        easy.cainfo(ca_file)?;
+        set_pointer(easy, curl_sys::CURLOPT_CAPATH, std::ptr::null())?;
+    }
+    if let Some(cert) = &options.client_cert {
+        easy.ssl_cert(cert)?;
+    }
+    if let Some(key) = &options.client_key {
+        easy.ssl_key(key)?;
+    }
+    match &options.proxy {
+        Proxy::Environment => {}
+        // libcurl: an empty proxy disables the environment's.
+        Proxy::Direct => easy.proxy("")?,
+        Proxy::Url(url) => easy.proxy(url)?,
+    }
+    match options.http_version {
+        None => Ok(()),
+        Some(Version::Http11) => easy.http_version(HttpVersion::V11),
+        Some(Version::Http2) => easy.http_version(HttpVersion::V2),
+    }
+}
+
+/// One hop's URL, method, body, header lines and what is left of the
+/// budget (zero: none).
+fn aim_hop(
+    easy: &mut Easy2<Collector>,
+    url: &Endpoint,
+    method: &str,
+    body: Option<&[u8]>,
+    list: &HeaderList,
+    budget: Duration,
+) -> Result<(), curl::Error> {
+    easy.url(url.as_str())?;
+    easy.timeout(budget)?;
+    set_pointer(easy, curl_sys::CURLOPT_CUSTOMREQUEST, std::ptr::null())?;
+    set_pointer(easy, curl_sys::CURLOPT_POSTFIELDS, std::ptr::null())?;
+    // POST, PUT and PATCH send a body, if only an empty one
+    // (`Content-Length: 0`, which servers expect).
+    let body = body.or(matches!(method, "POST" | "PUT" | "PATCH").then_some(&[][..]));
+    match body {
+        _ if method == "HEAD" => easy.nobody(true)?,
+        None => {
+            easy.get(true)?;
+            if method != "GET" {
+                easy.custom_request(method)?;
+            }
+        }
+        Some(body) => {
+            easy.post(true)?;
+            easy.post_field_size(body.len() as u64)?;
+            // Borrowed, not copied: the caller's options outlive the
+            // transfer, and `request` resets the handle right after.
+            set_pointer(easy, curl_sys::CURLOPT_POSTFIELDS, body.as_ptr().cast())?;
+            if method != "POST" {
+                easy.custom_request(method)?;
+            }
+        }
+    }
+    set_pointer(easy, curl_sys::CURLOPT_HTTPHEADER, list.0.cast())
+}
+
+/// A request's header lines as libcurl takes them, freed on drop.
+pub(super) struct HeaderList(*mut curl_sys::curl_slist);
+
+// SAFETY: an owned list, only ever used by the thread that holds it.
+unsafe impl Send for HeaderList {}
+
+impl HeaderList {
+    /// The caller's lines, plus, when a body is sent, the removal of the
+    /// two headers libcurl would add on its own: a form `Content-Type` and
+    /// `Expect: 100-continue`.
+    fn new(headers: &[&(String, Vec<u8>)], has_body: bool) -> Result<HeaderList, RequestError> {
+        let mut list = HeaderList(std::ptr::null_mut());
+        let given = |wanted: &str| headers.iter().any(|(name, _)| same_header(name, wanted));
+        for (name, value) in headers {
+            let mut line = name.as_bytes().to_vec();
+            // libcurl's syntax: "Name;" sends an empty value, "Name:"
+            // would remove the header.
+            if value.is_empty() {
+                line.push(b';');
+            } else {
+                line.extend_from_slice(b": ");
+                line.extend_from_slice(value);
+            }
+            list.append(line)?;
+        }
+        if has_body && !given("Content-Type") {
+            list.append(b"Content-Type:".to_vec())?;
+        }
+        if has_body && !given("Expect") {
+            list.append(b"Expect:".to_vec())?;
+        }
+        Ok(list)
+    }
+
+    fn append(&mut self, mut line: Vec<u8>) -> Result<(), RequestError> {
+        // Values were checked for NUL, CR and LF.
+        line.push(0);
+        // SAFETY: a NUL-terminated line, copied by libcurl; the list is
+        // ours (or NULL for a new one).
+        let appended = unsafe { curl_sys::curl_slist_append(self.0, line.as_ptr().cast()) };
+        if appended.is_null() {
+            return Err(RequestError::new(ErrorKind::Io, "out of memory for the request headers"));
+        }
+        self.0 = appended;
+        Ok(())
+    }
+}
+
+impl Drop for HeaderList {
+    fn drop(&mut self) {
+        // SAFETY: a list from curl_slist_append (or NULL), freed once.
+        unsafe { curl_sys::curl_slist_free_all(self.0) }
+    }
+}
+
+/// Where a `Location` leads, if the rules allow going there.
+fn redirect_target(from: &Endpoint, location: &str) -> Result<Endpoint, RequestError> {
+    let next =
+        Endpoint::parse(location, SCHEMES).map_err(|e| match location.split_once("://") {
+            Some((scheme, _)) if !SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) => {
+                RequestError::new(
+                    ErrorKind::Redirect,
+                    error::forbidden_scheme(&scheme.to_ascii_lowercase()),
+                )
+            }
+            _ => RequestError::new(ErrorKind::Protocol, format!("invalid redirect: {e}")),
+        })?;
+    if from.scheme() == "https" && next.scheme() == "http" {
+        return Err(RequestError::new(
+            ErrorKind::Redirect,
+            "redirect from https to http refused".to_owned(),
+        ));
+    }
+    Ok(next)
+}
+
+/// Whether the next hop keeps the method and body: 307 and 308 always; 301
+/// and 302 except for a POST (which becomes a GET, as in browsers); 303
+/// never (a HEAD stays a HEAD).
+fn keeps_method(status: u32, method: &str) -> bool {
+    match status {
+        301 | 302 => method != "POST",
+        303 => method == "GET",
+        _ => true,
+    }
+}
+
+/// Headers about the body, dropped with it.
+fn is_body_header(name: &str) -> bool {
+    ["Content-Type", "Content-Length", "Content-Encoding", "Content-Language", "Content-Location"]
+        .iter()
+        .any(|h| same_header(name, h))
+}
+
+/// Headers that carry credentials, never sent on to another origin.
+fn is_credential(name: &str) -> bool {
+    same_header(name, "Authorization") || same_header(name, "Cookie")
+}
+
+/// Same scheme, host and port.
+fn same_origin(a: &Endpoint, b: &Endpoint) -> bool {
+    a.scheme() == b.scheme() && a.authority().eq_ignore_ascii_case(&b.authority())
+}
+
+fn stopped(stop: Stop, options: &RequestOptions) -> RequestError {
+    match stop {
+        Stop::TooLarge => RequestError::new(
+            ErrorKind::TooLarge,
+            format!("response body larger than {} bytes", options.max_body_bytes.unwrap_or(0)),
+        ),
+        Stop::Output(e) => {
+            RequestError::new(ErrorKind::Io, format!("cannot write the output file: {e}"))
+        }
+    }
+}
+
+fn version_name(easy: &Easy2<Collector>) -> &'static str {
+    const CURLINFO_HTTP_VERSION: curl_sys::CURLINFO = curl_sys::CURLINFO_LONG + 46;
+    let mut version: libc::c_long = 0;
+    // SAFETY: a valid handle and an out-pointer of the documented type.
+    unsafe { curl_sys::curl_easy_getinfo(easy.raw(), CURLINFO_HTTP_VERSION, &mut version) };
+    match version {
+        1 => "1.0",
+        3 => "2",
+        30 => "3",
+        _ => "1.1",
+    }
+}
+
+/// libcurl's phase times of the last hop, shifted by the time spent before
+/// it, and made monotonic (a reused connection reports its phases as 0).
+fn timings(easy: &Easy2<Collector>, before: Duration) -> Timings {
+    let at = |phase: Result<Duration, curl::Error>| {
+        (before + phase.unwrap_or_default()).as_secs_f64() * 1000.0
+    };
+    let dns = at(easy.namelookup_time());
+    let connect = dns.max(at(easy.connect_time()));
+    let tls = connect.max(at(easy.appconnect_time()));
+    let first_byte = tls.max(at(easy.starttransfer_time()));
+    let total = first_byte.max(at(easy.total_time()));
+    Timings { dns, connect, tls, first_byte, total }
+}
+
+/// The output file: written as `<path>.part`, renamed to `<path>` once the
+/// transfer succeeded, removed otherwise. An existing `<path>` is never
+/// touched by a failed transfer.
+struct Output {
+    part: PathBuf,
+    path: PathBuf,
+}
+
+impl Output {
+    /// The output and the file the transfer writes to.
+    fn create(path: &Path) -> Result<(Output, File), RequestError> {
+        let mut part = OsString::from(path.as_os_str());
+        part.push(".part");
+        let part = PathBuf::from(part);
+        let file = File::create(&part).map_err(|e| {
+            RequestError::new(ErrorKind::Io, format!("cannot create '{}': {e}", part.display()))
+        })?;
+        Ok((Output { part, path: path.to_owned() }, file))
+    }
+
+    fn commit(mut self) -> Result<(), RequestError> {
+        std::fs::rename(&self.part, &self.path).map_err(|e| {
+            RequestError::new(
+                ErrorKind::Io,
+                format!(
+                    "cannot rename '{}' to '{}': {e}",
+                    self.part.display(),
+                    self.path.display()
+                ),
+            )
+        })?;
+        self.part = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if !self.part.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.part);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(url: &str) -> Endpoint {
+        Endpoint::parse(url, SCHEMES).unwrap()
+    }
+
+    #[test]
+    fn methods_across_redirects() {
+        for status in [307, 308] {
+            for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] {
+                assert!(keeps_method(status, method), "{status} {method}");
+            }
+        }
+        for status in [301, 302] {
+            assert!(!keeps_method(status, "POST"));
+            assert!(keeps_method(status, "PUT"));
+            assert!(keeps_method(status, "GET"));
+        }
+        assert!(!keeps_method(303, "PUT"));
+        assert!(!keeps_method(303, "POST"));
+        assert!(!keeps_method(303, "HEAD"));
+        assert!(keeps_method(303, "GET"));
+    }
+
+    #[test]
+    fn redirect_targets() {
+        let https = endpoint("https://a.example/x");
+        assert_eq!(
+            redirect_target(&https, "https://b.example/y").unwrap().as_str(),
+            "https://b.example/y"
+        );
+        let down = redirect_target(&https, "http://a.example/").unwrap_err();
+        assert_eq!(
+            down,
+            RequestError::new(ErrorKind::Redirect, "redirect from https to http refused")
+        );
+        let ftp = redirect_target(&https, "FTP://a.example/f").unwrap_err();
+        assert_eq!(
+            ftp,
+            RequestError::new(ErrorKind::Redirect, "redirect to a forbidden scheme (ftp) refused")
+        );
+        assert_eq!(redirect_target(&https, "http://[::1").unwrap_err().kind, ErrorKind::Protocol);
+        let plain = endpoint("http://a.example/");
+        assert!(redirect_target(&plain, "https://a.example/").is_ok());
+    }
+
+    #[test]
+    fn origins_and_credentials() {
+        let a = endpoint("http://a.example/x");
+        assert!(same_origin(&a, &endpoint("http://A.example:80/other")));
+        assert!(!same_origin(&a, &endpoint("http://a.example:8080/")));
+        assert!(!same_origin(&a, &endpoint("https://a.example/")));
+        assert!(!same_origin(&a, &endpoint("http://b.example/")));
+        assert!(is_credential("authorization") && is_credential("COOKIE"));
+        assert!(!is_credential("X-Authorization"));
+        assert!(is_body_header("content-type") && !is_body_header("Accept"));
+    }
+
+    #[test]
+    fn repeated_headers_join_in_arrival_order() {
+        let reply = Reply {
+            headers: vec![
+                ("set-cookie".into(), b"a=1".to_vec()),
+                ("x".into(), b"1".to_vec()),
+                ("set-cookie".into(), b"b=2".to_vec()),
+            ],
+            ..Reply::default()
+        };
+        let joined = reply.joined_headers();
+        assert_eq!(joined, [("set-cookie", b"a=1, b=2".to_vec()), ("x", b"1".to_vec())]);
+    }
+
+    #[test]
+    fn an_output_file_appears_only_on_commit() {
+        let dir = std::env::temp_dir().join(format!("luanet-output-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("body");
+        std::fs::write(&path, b"old").unwrap();
+        let (failed, _) = Output::create(&path).unwrap();
+        assert!(dir.join("body.part").exists());
+        drop(failed);
+        assert!(!dir.join("body.part").exists());
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        let (done, mut file) = Output::create(&path).unwrap();
+        std::io::Write::write_all(&mut file, b"new").unwrap();
+        drop(file);
+        done.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert!(!dir.join("body.part").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
