@@ -7,6 +7,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// What kind of failure a request met, as `net.request` names them.
+typedef enum luanet_error_kind {
+  // The last failure was not a request's (or nothing failed yet).
+  LUANET_ERROR_NONE = 0,
+  // The host name did not resolve.
+  LUANET_ERROR_RESOLVE = 1,
+  // The connection was refused or the host unreachable.
+  LUANET_ERROR_CONNECT = 2,
+  // The TLS handshake or the certificate failed.
+  LUANET_ERROR_TLS = 3,
+  // A budget ran out.
+  LUANET_ERROR_TIMEOUT = 4,
+  // The proxy failed.
+  LUANET_ERROR_PROXY = 5,
+  // A malformed or incomplete response.
+  LUANET_ERROR_PROTOCOL = 6,
+  // Too many redirects, or a forbidden one.
+  LUANET_ERROR_REDIRECT = 7,
+  // The body passed the limit of `luanet_request_set_max_body_bytes`.
+  LUANET_ERROR_TOO_LARGE = 8,
+  // Writing the output file failed.
+  LUANET_ERROR_IO = 9,
+  // The request was cancelled.
+  LUANET_ERROR_ABORTED = 10,
+} luanet_error_kind;
+
 // The outcome of a C API call.
 typedef enum luanet_result {
   // Success; out-parameters were written.
@@ -31,6 +57,10 @@ typedef struct ErrorKind ErrorKind;
 // One complete incoming message. Opaque; free with `luanet_message_free`.
 typedef struct luanet_message luanet_message;
 
+// A request being described: a URL and options. Opaque; made by
+// `luanet_request_new`, freed with `luanet_request_free`.
+typedef struct luanet_request luanet_request;
+
 // A response received at the transport level, whatever its status.
 // Opaque; free with `luanet_response_free`.
 typedef struct luanet_response luanet_response;
@@ -42,6 +72,21 @@ typedef struct luanet_response luanet_response;
 // sockets).
 typedef struct luanet_ws luanet_ws;
 
+// Milliseconds from the start of a request to the end of each phase;
+// each is at least the one before.
+typedef struct luanet_timings {
+  // The host name resolved.
+  double dns_ms;
+  // TCP connected.
+  double connect_ms;
+  // TLS handshake done (`connect_ms` without TLS).
+  double tls_ms;
+  // The first response byte arrived.
+  double first_byte_ms;
+  // The whole response arrived.
+  double total_ms;
+} luanet_timings;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -50,6 +95,15 @@ extern "C" {
 //
 // Thread-safe. The string is static: never free it.
 const char *luanet_version(void);
+
+// The kind of the last failure on this thread, when it was a request's
+// (`luanet_request_perform`); `LUANET_ERROR_NONE` otherwise.
+enum luanet_error_kind luanet_last_error_kind(void);
+
+// The name of an error kind, as `net.request` returns it: `"resolve"`,
+// `"too_large"`, ...; `"none"` for `LUANET_ERROR_NONE`. Static: never
+// free it.
+const char *luanet_error_kind_name(enum luanet_error_kind kind);
 
 // A readable message about the last call on this thread that did not
 // return `LUANET_OK`, e.g. `"connection refused (127.0.0.1:9)"`.
@@ -109,11 +163,212 @@ uint32_t luanet_response_status(const struct luanet_response *response);
 // `response` is NULL or a live response; `len` is NULL or writable.
 const uint8_t *luanet_response_body(const struct luanet_response *response, size_t *len);
 
+// The value of the response header `name` (any case), repeated headers
+// joined with `", "`; NULL when there is none. NUL-terminated, its length
+// to `*len` when `len` is not NULL. Borrowed: valid until the response is
+// freed. Only responses of `luanet_request_perform` have headers.
+//
+// # Safety
+// `response` is NULL or a live response; `name` NULL or a NUL-terminated
+// string; `len` NULL or writable.
+const char *luanet_response_header(const struct luanet_response *response,
+                                   const char *name,
+                                   size_t *len);
+
+// How many header lines the final response had (each `Set-Cookie` is
+// one); 0 for NULL.
+//
+// # Safety
+// `response` is NULL or a live response.
+size_t luanet_response_header_count(const struct luanet_response *response);
+
+// Header line `index` (from 0, in arrival order): its lower-case name to
+// `*name` and its NUL-terminated value to `*value`, the value's length to
+// `*value_len` (each when not NULL). Borrowed: valid until the response is
+// freed. `LUANET_ERR_ARGUMENT` for NULL or an index out of range.
+//
+// # Safety
+// `response` is NULL or a live response; the out-pointers NULL or
+// writable.
+enum luanet_result luanet_response_header_at(const struct luanet_response *response,
+                                             size_t index,
+                                             const char **name,
+                                             const char **value,
+                                             size_t *value_len);
+
+// The final URL, after redirects. Borrowed: valid until the response is
+// freed. NULL for NULL and for `luanet_http_get`/`_post` responses.
+//
+// # Safety
+// `response` is NULL or a live response.
+const char *luanet_response_url(const struct luanet_response *response);
+
+// How many redirects were followed; 0 for NULL.
+//
+// # Safety
+// `response` is NULL or a live response.
+uint32_t luanet_response_redirects(const struct luanet_response *response);
+
+// The HTTP version of the final response: `"1.1"`, `"2"`, ... Static.
+// NULL for NULL and for `luanet_http_get`/`_post` responses.
+//
+// # Safety
+// `response` is NULL or a live response.
+const char *luanet_response_http_version(const struct luanet_response *response);
+
+// Writes the phase timings to `*out`. `LUANET_ERR_ARGUMENT` for NULL or
+// for a `luanet_http_get`/`_post` response, which has none.
+//
+// # Safety
+// `response` is NULL or a live response; `out` NULL or writable.
+enum luanet_result luanet_response_timings(const struct luanet_response *response,
+                                           struct luanet_timings *out);
+
 // Frees a response; NULL is ignored.
 //
 // # Safety
 // `response` is NULL or a response from this library, not yet freed.
 void luanet_response_free(struct luanet_response *response);
+
+// Starts a GET of `url` with every default (those of `luanet_http_get`).
+//
+// Returns `LUANET_OK` and writes `*out`, or `LUANET_ERR_ARGUMENT` for a
+// NULL, non-UTF-8 or invalid `url` (not http or https, no host). The
+// caller owns `*out`: free it with `luanet_request_free`. A request may be
+// performed any number of times, by one thread at a time.
+//
+// # Safety
+// `url` is a NUL-terminated string; `out` points to writable storage.
+enum luanet_result luanet_request_new(const char *url, struct luanet_request **out);
+
+// Frees a request; NULL is ignored.
+//
+// # Safety
+// `request` is NULL or a request from `luanet_request_new`, not yet freed.
+void luanet_request_free(struct luanet_request *request);
+
+// The method: any HTTP token (`"PUT"`, `"PATCH"`, `"PURGE"`), sent as
+// given. `"HEAD"` asks for no body. `LUANET_ERR_ARGUMENT` when it is not a
+// token.
+//
+// # Safety
+// `request` is a live request; `method` a NUL-terminated string.
+enum luanet_result luanet_request_set_method(struct luanet_request *request, const char *method);
+
+// Adds the request header `name: value`, after those added before (a
+// name may repeat). `LUANET_ERR_ARGUMENT` when the name is not a token or
+// the value holds a CR or LF.
+//
+// # Safety
+// `request` is a live request; `name` and `value` NUL-terminated strings.
+enum luanet_result luanet_request_add_header(struct luanet_request *request,
+                                             const char *name,
+                                             const char *value);
+
+// The body: `len` bytes at `body` (NULL when 0), copied. No
+// `Content-Type` is sent unless a header gives one.
+//
+// # Safety
+// `request` is a live request; `body` points to `len` readable bytes.
+enum luanet_result luanet_request_set_body(struct luanet_request *request,
+                                           const uint8_t *body,
+                                           size_t len);
+
+// One budget for the whole request, redirects included; 0 means the
+// defaults (as for `luanet_http_get`).
+//
+// # Safety
+// `request` is a live request.
+enum luanet_result luanet_request_set_timeout_ms(struct luanet_request *request,
+                                                 uint32_t timeout_ms);
+
+// The budget for connecting (resolve, TCP, TLS); 0 means the default
+// (60 s).
+//
+// # Safety
+// `request` is a live request.
+enum luanet_result luanet_request_set_connect_timeout_ms(struct luanet_request *request,
+                                                         uint32_t timeout_ms);
+
+// Whether redirects are followed (default true) and how many at most
+// (default 10). Without following, the 3xx itself is the response.
+//
+// # Safety
+// `request` is a live request.
+enum luanet_result luanet_request_set_redirects(struct luanet_request *request,
+                                                bool follow,
+                                                uint32_t max_redirects);
+
+// `false` turns off every certificate and host name check: anyone on the
+// path can read and change the traffic. For tests only.
+//
+// # Safety
+// `request` is a live request.
+enum luanet_result luanet_request_set_verify(struct luanet_request *request, bool verify);
+
+// Trust exactly the CA certificates in the PEM file `path` for this
+// request, instead of the trust store.
+//
+// # Safety
+// `request` is a live request; `path` a NUL-terminated string.
+enum luanet_result luanet_request_set_ca_file(struct luanet_request *request, const char *path);
+
+// A client certificate for mutual TLS: PEM files `cert` and `key` (NULL
+// when the key is in `cert`).
+//
+// # Safety
+// `request` is a live request; `cert` a NUL-terminated string; `key` NULL
+// or one.
+enum luanet_result luanet_request_set_client_cert(struct luanet_request *request,
+                                                  const char *cert,
+                                                  const char *key);
+
+// The proxy: a URL (`http://`, `https://`, `socks5h://`, ...); `""` for
+// none, whatever the environment says; NULL for the environment's
+// (`http_proxy`, ...), the default.
+//
+// # Safety
+// `request` is a live request; `proxy` NULL or a NUL-terminated string.
+enum luanet_result luanet_request_set_proxy(struct luanet_request *request, const char *proxy);
+
+// A body larger than `max_bytes` fails the request with
+// `LUANET_ERROR_TOO_LARGE`. No limit by default.
+//
+// # Safety
+// `request` is a live request.
+enum luanet_result luanet_request_set_max_body_bytes(struct luanet_request *request,
+                                                     uint64_t max_bytes);
+
+// Writes the body to the file `path` instead of memory (NULL: memory
+// again). It goes to `<path>.part`, renamed to `path` on success; a
+// failed request leaves no file and never touches an existing `path`.
+//
+// # Safety
+// `request` is a live request; `path` NULL or a NUL-terminated string.
+enum luanet_result luanet_request_set_output(struct luanet_request *request, const char *path);
+
+// The HTTP version to use: `"1.1"` or `"2"`; NULL for the default (HTTP/2
+// over TLS when the server offers it, else 1.1).
+//
+// # Safety
+// `request` is a live request; `version` NULL or a NUL-terminated string.
+enum luanet_result luanet_request_set_http_version(struct luanet_request *request,
+                                                   const char *version);
+
+// Performs the request, blocking until the whole response arrived.
+//
+// Returns `LUANET_OK` and writes `*out` when a response arrived (any
+// status); `LUANET_ERR_NETWORK` on a failure, with the message in
+// `luanet_last_error()` and the kind in `luanet_last_error_kind()`;
+// `LUANET_ERR_ARGUMENT` for NULL pointers or a key without a certificate.
+// The caller owns `*out`: free it with `luanet_response_free`.
+//
+// Thread-safe for different requests; the request is only read.
+//
+// # Safety
+// `request` is a live request; `out` points to writable storage.
+enum luanet_result luanet_request_perform(const struct luanet_request *request,
+                                          struct luanet_response **out);
 
 // Opens a WebSocket to a `ws://` or `wss://` `url` (synchronous handshake).
 //

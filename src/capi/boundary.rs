@@ -2,8 +2,10 @@
 //! becomes [`luanet_result::LUANET_ERR_PANIC`], never an unwind into C) and
 //! the per-thread message of the last failure.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr, CString};
+
+use crate::http::{ErrorKind, RequestError};
 
 /// The outcome of a C API call.
 #[repr(C)]
@@ -26,17 +28,107 @@ pub enum luanet_result {
     LUANET_ERR_PANIC = 6,
 }
 
+/// What kind of failure a request met, as `net.request` names them.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum luanet_error_kind {
+    /// The last failure was not a request's (or nothing failed yet).
+    LUANET_ERROR_NONE = 0,
+    /// The host name did not resolve.
+    LUANET_ERROR_RESOLVE = 1,
+    /// The connection was refused or the host unreachable.
+    LUANET_ERROR_CONNECT = 2,
+    /// The TLS handshake or the certificate failed.
+    LUANET_ERROR_TLS = 3,
+    /// A budget ran out.
+    LUANET_ERROR_TIMEOUT = 4,
+    /// The proxy failed.
+    LUANET_ERROR_PROXY = 5,
+    /// A malformed or incomplete response.
+    LUANET_ERROR_PROTOCOL = 6,
+    /// Too many redirects, or a forbidden one.
+    LUANET_ERROR_REDIRECT = 7,
+    /// The body passed the limit of `luanet_request_set_max_body_bytes`.
+    LUANET_ERROR_TOO_LARGE = 8,
+    /// Writing the output file failed.
+    LUANET_ERROR_IO = 9,
+    /// The request was cancelled.
+    LUANET_ERROR_ABORTED = 10,
+}
+
+impl From<ErrorKind> for luanet_error_kind {
+    fn from(kind: ErrorKind) -> luanet_error_kind {
+        use luanet_error_kind::*;
+        match kind {
+            ErrorKind::Resolve => LUANET_ERROR_RESOLVE,
+            ErrorKind::Connect => LUANET_ERROR_CONNECT,
+            ErrorKind::Tls => LUANET_ERROR_TLS,
+            ErrorKind::Timeout => LUANET_ERROR_TIMEOUT,
+            ErrorKind::Proxy => LUANET_ERROR_PROXY,
+            ErrorKind::Protocol => LUANET_ERROR_PROTOCOL,
+            ErrorKind::Redirect => LUANET_ERROR_REDIRECT,
+            ErrorKind::TooLarge => LUANET_ERROR_TOO_LARGE,
+            ErrorKind::Io => LUANET_ERROR_IO,
+            ErrorKind::Aborted => LUANET_ERROR_ABORTED,
+        }
+    }
+}
+
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static LAST_KIND: Cell<Option<ErrorKind>> = const { Cell::new(None) };
 }
 
 /// Records `message` as this thread's last failure and returns `result`.
 pub(crate) fn fail(result: luanet_result, message: impl Into<Vec<u8>>) -> luanet_result {
-    let mut bytes = message.into();
+    record(None, message.into());
+    result
+}
+
+/// Records a request's failure, kind included: `LUANET_ERR_NETWORK`.
+pub(crate) fn fail_request(error: &RequestError) -> luanet_result {
+    record(Some(error.kind), error.message.clone().into_bytes());
+    luanet_result::LUANET_ERR_NETWORK
+}
+
+fn record(kind: Option<ErrorKind>, mut bytes: Vec<u8>) {
     bytes.retain(|&b| b != 0);
     let text = CString::new(bytes).unwrap_or_default();
     LAST_ERROR.with(|last| *last.borrow_mut() = text);
-    result
+    LAST_KIND.with(|last| last.set(kind));
+}
+
+/// The kind of the last failure on this thread, when it was a request's
+/// (`luanet_request_perform`); `LUANET_ERROR_NONE` otherwise.
+#[no_mangle]
+pub extern "C" fn luanet_last_error_kind() -> luanet_error_kind {
+    guard_value(luanet_error_kind::LUANET_ERROR_NONE, || {
+        LAST_KIND.with(Cell::get).map_or(luanet_error_kind::LUANET_ERROR_NONE, Into::into)
+    })
+}
+
+/// The name of an error kind, as `net.request` returns it: `"resolve"`,
+/// `"too_large"`, ...; `"none"` for `LUANET_ERROR_NONE`. Static: never
+/// free it.
+#[no_mangle]
+pub extern "C" fn luanet_error_kind_name(kind: luanet_error_kind) -> *const c_char {
+    guard_value(c"none".as_ptr(), || {
+        let name = ErrorKind::ALL.iter().find(|k| luanet_error_kind::from(**k) == kind);
+        match name {
+            // Kind names are static ASCII without NUL; one C copy each.
+            Some(kind) => kind_name_c(*kind).as_ptr(),
+            None => c"none".as_ptr(),
+        }
+    })
+}
+
+/// The NUL-terminated twin of [`ErrorKind::name`].
+fn kind_name_c(kind: ErrorKind) -> &'static CStr {
+    static NAMES: std::sync::LazyLock<Vec<(ErrorKind, CString)>> = std::sync::LazyLock::new(|| {
+        ErrorKind::ALL.iter().map(|k| (*k, CString::new(k.name()).expect("no NUL"))).collect()
+    });
+    NAMES.iter().find(|(k, _)| *k == kind).map(|(_, name)| name.as_c_str()).unwrap_or(c"none")
 }
 
 /// Runs `body` inside the panic boundary; `Err` carries a result already

@@ -1,9 +1,9 @@
 //! HTTP for C: `luanet_http_get`, `luanet_http_post` and the response
-//! object.
+//! object (also what `luanet_request_perform` returns).
 
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr, CString};
 
-use super::boundary::luanet_result::{self, LUANET_ERR_NETWORK, LUANET_OK};
+use super::boundary::luanet_result::{self, LUANET_ERR_ARGUMENT, LUANET_ERR_NETWORK, LUANET_OK};
 use super::boundary::{
     bytes_arg, bytes_out, fail, guard, guard_value, out_arg, str_arg, timeout_arg,
 };
@@ -14,6 +14,101 @@ use crate::http::{self, Request};
 pub struct luanet_response {
     status: u32,
     body: Vec<u8>,
+    /// Header lines in arrival order: lower-case name, value with a NUL
+    /// after it (not counted in its length).
+    headers: Vec<(CString, Vec<u8>)>,
+    /// One per name, repeated names joined with ", ", NUL-terminated too.
+    joined: Vec<(String, Vec<u8>)>,
+    /// The final URL; only for `luanet_request_perform`'s responses.
+    url: Option<CString>,
+    redirects: u32,
+    http_version: Option<&'static CStr>,
+    timings: luanet_timings,
+}
+
+/// Milliseconds from the start of a request to the end of each phase;
+/// each is at least the one before.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct luanet_timings {
+    /// The host name resolved.
+    pub dns_ms: f64,
+    /// TCP connected.
+    pub connect_ms: f64,
+    /// TLS handshake done (`connect_ms` without TLS).
+    pub tls_ms: f64,
+    /// The first response byte arrived.
+    pub first_byte_ms: f64,
+    /// The whole response arrived.
+    pub total_ms: f64,
+}
+
+/// Bytes with a NUL after them, so C can read them as a string too.
+fn terminated(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.push(0);
+    bytes
+}
+
+impl luanet_response {
+    fn plain(status: u32, body: Vec<u8>) -> luanet_response {
+        luanet_response {
+            status,
+            body,
+            headers: Vec::new(),
+            joined: Vec::new(),
+            url: None,
+            redirects: 0,
+            http_version: None,
+            timings: luanet_timings::default(),
+        }
+    }
+
+    pub(super) fn from_reply(reply: http::Reply) -> luanet_response {
+        let joined = reply
+            .joined_headers()
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), terminated(v)))
+            .collect();
+        let t = reply.timings;
+        let version: &'static CStr = match reply.http_version {
+            "1.0" => c"1.0",
+            "2" => c"2",
+            "3" => c"3",
+            _ => c"1.1",
+        };
+        let without_nul = |text: &str| CString::new(text.replace('\0', "")).unwrap_or_default();
+        luanet_response {
+            status: reply.status,
+            headers: reply
+                .headers
+                .into_iter()
+                .map(|(name, value)| (without_nul(&name), terminated(value)))
+                .collect(),
+            joined,
+            url: Some(without_nul(&reply.url)),
+            redirects: reply.redirects,
+            http_version: Some(version),
+            timings: luanet_timings {
+                dns_ms: t.dns,
+                connect_ms: t.connect,
+                tls_ms: t.tls,
+                first_byte_ms: t.first_byte,
+                total_ms: t.total,
+            },
+            body: reply.body,
+        }
+    }
+}
+
+/// The bytes of a NUL-terminated value, its length (without the NUL) to
+/// `*len` when `len` is not NULL.
+///
+/// # Safety
+/// `len` is NULL or writable.
+unsafe fn value_out(value: Option<&[u8]>, len: *mut usize) -> *const c_char {
+    let bytes = value.map(|v| &v[..v.len() - 1]);
+    // SAFETY: the caller's promise on `len`; the NUL follows the bytes.
+    unsafe { bytes_out(bytes, len) }.cast()
 }
 
 fn respond(
@@ -22,7 +117,7 @@ fn respond(
 ) -> Result<luanet_result, luanet_result> {
     match http::perform(request) {
         Ok(response) => {
-            let response = luanet_response { status: response.status, body: response.body };
+            let response = luanet_response::plain(response.status, response.body);
             // SAFETY: checked non-NULL by out_arg before the request.
             unsafe { out.write(Box::into_raw(Box::new(response))) };
             Ok(LUANET_OK)
@@ -110,6 +205,154 @@ pub unsafe extern "C" fn luanet_response_body(
         // SAFETY: the caller passes NULL or a live response, and NULL or a
         // writable `len`.
         unsafe { bytes_out(response.as_ref().map(|r| r.body.as_slice()), len) }
+    })
+}
+
+/// The value of the response header `name` (any case), repeated headers
+/// joined with `", "`; NULL when there is none. NUL-terminated, its length
+/// to `*len` when `len` is not NULL. Borrowed: valid until the response is
+/// freed. Only responses of `luanet_request_perform` have headers.
+///
+/// # Safety
+/// `response` is NULL or a live response; `name` NULL or a NUL-terminated
+/// string; `len` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn luanet_response_header(
+    response: *const luanet_response,
+    name: *const c_char,
+    len: *mut usize,
+) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        // SAFETY: the caller passes NULL or a live response.
+        let response = unsafe { response.as_ref() };
+        let name = (!name.is_null()).then(|| unsafe { CStr::from_ptr(name) }.to_bytes());
+        let value = response.zip(name).and_then(|(r, name)| {
+            r.joined.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+        });
+        // SAFETY: the caller's promise on `len`.
+        unsafe { value_out(value.map(|(_, v)| v.as_slice()), len) }
+    })
+}
+
+/// How many header lines the final response had (each `Set-Cookie` is
+/// one); 0 for NULL.
+///
+/// # Safety
+/// `response` is NULL or a live response.
+#[no_mangle]
+pub unsafe extern "C" fn luanet_response_header_count(response: *const luanet_response) -> usize {
+    // SAFETY: the caller passes NULL or a live response.
+    guard_value(0, || unsafe { response.as_ref() }.map_or(0, |r| r.headers.len()))
+}
+
+/// Header line `index` (from 0, in arrival order): its lower-case name to
+/// `*name` and its NUL-terminated value to `*value`, the value's length to
+/// `*value_len` (each when not NULL). Borrowed: valid until the response is
+/// freed. `LUANET_ERR_ARGUMENT` for NULL or an index out of range.
+///
+/// # Safety
+/// `response` is NULL or a live response; the out-pointers NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn luanet_response_header_at(
+    response: *const luanet_response,
+    index: usize,
+    name: *mut *const c_char,
+    value: *mut *const c_char,
+    value_len: *mut usize,
+) -> luanet_result {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live response.
+        let response = unsafe { response.as_ref() }
+            .ok_or_else(|| fail(LUANET_ERR_ARGUMENT, "response is NULL"))?;
+        let (n, v) = response.headers.get(index).ok_or_else(|| {
+            fail(
+                LUANET_ERR_ARGUMENT,
+                format!("no header line {index} (there are {})", response.headers.len()),
+            )
+        })?;
+        // SAFETY: the caller's promise on the out-pointers.
+        unsafe {
+            if !name.is_null() {
+                name.write(n.as_ptr());
+            }
+            let text = value_out(Some(v), value_len);
+            if !value.is_null() {
+                value.write(text);
+            }
+        }
+        Ok(LUANET_OK)
+    })
+}
+
+/// The final URL, after redirects. Borrowed: valid until the response is
+/// freed. NULL for NULL and for `luanet_http_get`/`_post` responses.
+///
+/// # Safety
+/// `response` is NULL or a live response.
+#[no_mangle]
+pub unsafe extern "C" fn luanet_response_url(response: *const luanet_response) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        // SAFETY: the caller passes NULL or a live response.
+        unsafe { response.as_ref() }
+            .and_then(|r| r.url.as_ref())
+            .map_or(std::ptr::null(), |u| u.as_ptr())
+    })
+}
+
+/// How many redirects were followed; 0 for NULL.
+///
+/// # Safety
+/// `response` is NULL or a live response.
+#[no_mangle]
+pub unsafe extern "C" fn luanet_response_redirects(response: *const luanet_response) -> u32 {
+    // SAFETY: the caller passes NULL or a live response.
+    guard_value(0, || unsafe { response.as_ref() }.map_or(0, |r| r.redirects))
+}
+
+/// The HTTP version of the final response: `"1.1"`, `"2"`, ... Static.
+/// NULL for NULL and for `luanet_http_get`/`_post` responses.
+///
+/// # Safety
+/// `response` is NULL or a live response.
+#[no_mangle]
+pub unsafe extern "C" fn luanet_response_http_version(
+    response: *const luanet_response,
+) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        // SAFETY: the caller passes NULL or a live response.
+        unsafe { response.as_ref() }
+            .and_then(|r| r.http_version)
+            .map_or(std::ptr::null(), CStr::as_ptr)
+    })
+}
+
+/// Writes the phase timings to `*out`. `LUANET_ERR_ARGUMENT` for NULL or
+/// for a `luanet_http_get`/`_post` response, which has none.
+///
+/// # Safety
+/// `response` is NULL or a live response; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn luanet_response_timings(
+    response: *const luanet_response,
+    out: *mut luanet_timings,
+) -> luanet_result {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live response.
+        let response = unsafe { response.as_ref() }
+            .ok_or_else(|| fail(LUANET_ERR_ARGUMENT, "response is NULL"))?;
+        if out.is_null() {
+            return Err(fail(LUANET_ERR_ARGUMENT, "the out-parameter is NULL"));
+        }
+        if response.url.is_none() {
+            return Err(fail(
+                LUANET_ERR_ARGUMENT,
+                "only luanet_request_perform's responses have timings",
+            ));
+        }
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { out.write(response.timings) };
+        Ok(LUANET_OK)
     })
 }
 

@@ -9,12 +9,17 @@
 
 mod boundary;
 mod http;
+mod request;
 mod ws;
 
 use std::ffi::c_char;
 
-pub use boundary::{luanet_last_error, luanet_result, luanet_result_name};
-pub use http::luanet_response;
+pub use boundary::{
+    luanet_error_kind, luanet_error_kind_name, luanet_last_error, luanet_last_error_kind,
+    luanet_result, luanet_result_name,
+};
+pub use http::{luanet_response, luanet_timings};
+pub use request::luanet_request;
 pub use ws::{luanet_message, luanet_ws};
 
 /// The library version as a NUL-terminated string, e.g. `"0.1.0"`.

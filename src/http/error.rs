@@ -200,7 +200,7 @@ fn classify<H>(
             format!("{} closed the connection without a response", endpoint.authority()),
         );
     }
-    if error.is_recv_error() && is_tls_alert(detail) {
+    if (error.is_recv_error() || error.is_send_error()) && is_tls_alert(detail) {
         // TLS 1.3 reports a refused client certificate after the handshake.
         return (Tls, format!("TLS: the server refused the connection: {detail}"));
     }

@@ -135,8 +135,9 @@ fn exchange(
             Some(total) => total - spent,
             None => Duration::ZERO,
         };
-        let list = HeaderList::new(&headers, body.is_some())?;
-        aim_hop(easy, &url, &method, body, &list, budget)
+        let sent = sent_body(&method, body);
+        let list = HeaderList::new(&headers, sent.is_some())?;
+        aim_hop(easy, &url, &method, sent, &list, budget)
             .map_err(|e| fail(e, easy, &url, spent))?;
         lists.push(list);
         easy.get_mut().start_response();
@@ -230,9 +231,6 @@ fn aim_hop(
     easy.timeout(budget)?;
     set_pointer(easy, curl_sys::CURLOPT_CUSTOMREQUEST, std::ptr::null())?;
     set_pointer(easy, curl_sys::CURLOPT_POSTFIELDS, std::ptr::null())?;
-    // POST, PUT and PATCH send a body, if only an empty one
-    // (`Content-Length: 0`, which servers expect).
-    let body = body.or(matches!(method, "POST" | "PUT" | "PATCH").then_some(&[][..]));
     match body {
         _ if method == "HEAD" => easy.nobody(true)?,
         None => {
@@ -253,6 +251,16 @@ fn aim_hop(
         }
     }
     set_pointer(easy, curl_sys::CURLOPT_HTTPHEADER, list.0.cast())
+}
+
+/// The body a hop sends: POST, PUT and PATCH send one, if only an empty
+/// one (`Content-Length: 0`, which servers expect); HEAD never does.
+fn sent_body<'a>(method: &str, body: Option<&'a [u8]>) -> Option<&'a [u8]> {
+    match method {
+        "HEAD" => None,
+        "POST" | "PUT" | "PATCH" => Some(body.unwrap_or_default()),
+        _ => body,
+    }
 }
 
 /// A request's header lines as libcurl takes them, freed on drop.
