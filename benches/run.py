@@ -298,6 +298,54 @@ def case_get(servers, scale, runs):
     return Result(f"{scale(10000, 20):,} small GETs to one host", "requests/s", series, comparisons, notes)
 
 
+def case_request_get(servers, scale, runs):
+    url = servers.http + "/small"
+    clients = [LUANET_54, CURL_C]
+    series = measure_rates(
+        clients,
+        lambda c, n: ["request_get" if c is LUANET_54 else "get_headers", url, n],
+        scale(10000, 20),
+        runs,
+    )
+    by = {s.client: s for s in series}
+    comparisons = [ratio_line(by[LUANET_54], by[CURL_C], 0.9)]
+    notes = [
+        "Both send the same two request headers. `net.request` also hands the script every "
+        "response header, as a table by name and as a list of lines.",
+    ]
+    return Result(f"{scale(10000, 20):,} small GETs through `net.request`", "requests/s", series, comparisons, notes)
+
+
+def case_download_output(servers, scale, runs, big_bytes):
+    url = servers.http + "/big"
+    path = os.path.join(servers.tmp, "download.out")
+    clients = [LUANET_54, CURL_CLI]
+
+    def args(client, n):
+        if client is CURL_CLI:
+            return ["-s", "-o", path, "-w", "ok ops=1\\n", url if n else servers.http + "/small"]
+        return ["download_output", url if n else servers.http + "/small", 1, path]
+
+    series = [Series(c) for c in clients]
+    for _ in range(runs):
+        for s in series:
+            zero, _, _ = run_measured(s.client, args(s.client, 0))
+            full, rss, _ = run_measured(s.client, args(s.client, 1))
+            if os.path.getsize(path) != big_bytes:
+                raise ClientFailed(f"{s.client.label}: wrote {os.path.getsize(path)} bytes, not {big_bytes}")
+            os.remove(path)
+            s.values.append(big_bytes / max(full - zero, 1e-9) / 1e6)
+            s.rss_kib.append(rss)
+    by = {s.client: s for s in series}
+    luanet_rss_mib = statistics.median(by[LUANET_54].rss_kib) / 1024
+    comparisons = [
+        ratio_line(by[LUANET_54], by[CURL_CLI], 0.8),
+        ("luanet (lua5.4) peak RSS, MiB", luanet_rss_mib, "flat (≤ 32)", luanet_rss_mib <= 32),
+    ]
+    notes = ["Both write the body to a file in the same directory; luanet writes `<path>.part` and renames it."]
+    return Result(f"{big_bytes / 1e6:g} MB download to a file", "MB/s", series, comparisons, notes)
+
+
 def case_post(servers, scale, runs):
     url = servers.http + "/upload"
     size = 1 << 20
@@ -536,7 +584,9 @@ def main():
     with Servers(big_bytes) as servers:
         for name, case in [
             ("get", lambda: case_get(servers, scale, runs)),
+            ("request_get", lambda: case_request_get(servers, scale, runs)),
             ("download", lambda: case_download(servers, scale, runs, big_bytes)),
+            ("download_output", lambda: case_download_output(servers, scale, runs, big_bytes)),
             ("post", lambda: case_post(servers, scale, runs)),
             ("ws_echo", lambda: case_ws_echo(servers, scale, runs)),
             ("ws_stream", lambda: case_ws_stream(servers, scale, runs)),

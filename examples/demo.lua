@@ -18,3 +18,15 @@ print(("GET  /status/404 -> ok=%s status=%d (a 404 is a transport success)"):for
 local err
 ok, status, body, err = net_http_get(http .. "/slow/2000", 300)
 print(("GET  /slow/2000 with a 300 ms budget -> ok=%s status=%d error=%q"):format(tostring(ok), status, err))
+
+-- net.request: any method, headers both ways, per-request options.
+local res, kind
+res, err, kind = net.request{
+  url = https .. "/echo", method = "PUT", body = "hello",
+  headers = { Authorization = "Bearer demo", ["Content-Type"] = "text/plain" },
+  timeout_ms = 5000,
+}
+print(("PUT  %s/echo -> status=%d http/%s content-type=%s body=%q total=%.1f ms"):format(
+  https, res.status, res.http_version, res.headers["content-type"], res.body, res.timings.total))
+res, err, kind = net.request{ url = http .. "/redirect/3", max_redirects = 2 }
+print(("GET  /redirect/3 with max_redirects = 2 -> res=%s error=%q kind=%s"):format(tostring(res), err, kind))

@@ -14,6 +14,8 @@
  * Usage:
  *   curl_client get URL COUNT         COUNT sequential GETs, each must be 200
  *                                     prints: ok ops=COUNT bytes=TOTAL
+ *   curl_client get_headers URL COUNT as get, each with the request headers
+ *                                     "Accept: text/plain" and "X-Bench: 1"
  *   curl_client post URL COUNT SIZE   COUNT POSTs of a SIZE-byte body
  *                                     (application/octet-stream, no
  *                                     Expect: 100-continue), each must be 200
@@ -54,6 +56,7 @@ static void fail(const char *fmt, ...)
 static void usage(void)
 {
     fputs("usage: curl_client get URL COUNT\n"
+          "       curl_client get_headers URL COUNT\n"
           "       curl_client post URL COUNT SIZE\n"
           "       curl_client download URL [COUNT]\n",
           stderr);
@@ -128,6 +131,27 @@ static void get(const char *url, long long count)
     printf("ok ops=%lld bytes=%llu\n", count, total);
 }
 
+static void get_headers(const char *url, long long count)
+{
+    struct body b = {0};
+    CURL *h = new_handle(url, &b);
+    struct curl_slist *headers = NULL;
+    headers = curl_slist_append(headers, "Accept: text/plain");
+    headers = curl_slist_append(headers, "X-Bench: 1");
+    if (!headers)
+        fail("curl_slist_append failed");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    unsigned long long total = 0;
+    for (long long i = 0; i < count; i++) {
+        perform(h, &b, i);
+        total += b.len;
+    }
+    curl_easy_cleanup(h);
+    curl_slist_free_all(headers);
+    free(b.data);
+    printf("ok ops=%lld bytes=%llu\n", count, total);
+}
+
 static void post(const char *url, long long count, long long size)
 {
     char *payload = malloc(size ? (size_t)size : 1);
@@ -176,6 +200,8 @@ int main(int argc, char **argv)
     const char *mode = argv[1], *url = argv[2];
     if (strcmp(mode, "get") == 0 && argc == 4)
         get(url, number(argv[3]));
+    else if (strcmp(mode, "get_headers") == 0 && argc == 4)
+        get_headers(url, number(argv[3]));
     else if (strcmp(mode, "post") == 0 && argc == 5)
         post(url, number(argv[3]), number(argv[4]));
     else if (strcmp(mode, "download") == 0 && (argc == 3 || argc == 4))

@@ -9,6 +9,9 @@
 --   get URL COUNT              COUNT x net_http_get(URL): true, 200, body non-empty
 --   post URL COUNT SIZE        COUNT x net_http_post of one SIZE-byte body: true, 200
 --   download URL COUNT         COUNT (0 or 1) x net_http_get of a large body
+--   request_get URL COUNT      COUNT x net.request{url, two headers}: status 200
+--   download_output URL COUNT PATH
+--                              COUNT (0 or 1) x net.request{url, output = PATH}
 --   ws_echo URL COUNT SIZE     COUNT x (send_text SIZE bytes, recv the same text back)
 --   ws_stream URL COUNT SIZE   URL already asks the server for COUNT binary
 --                              messages of SIZE bytes; read them with ws:poll()
@@ -32,8 +35,8 @@ local STALL_S = 30
 local fail, num, int, case, url, count =
   dofile((arg[0]:match("^(.*/)") or "./") .. "client.lua")("luanet.lua")
 
-local ok_load, load_err = pcall(require, "net")
-if not ok_load then fail("cannot load the net module: " .. tostring(load_err)) end
+local ok_load, net = pcall(require, "net")
+if not ok_load then fail("cannot load the net module: " .. tostring(net)) end
 
 local function connect(u)
   local ws, err = ws_connect(u)
@@ -80,6 +83,35 @@ function cases.download()
     bytes = bytes + #body
   end
   return "ops=" .. int(count) .. " bytes=" .. int(bytes)
+end
+
+-- The same two request headers as curl_client's get_headers.
+local BENCH_HEADERS = { Accept = "text/plain", ["X-Bench"] = "1" }
+
+function cases.request_get()
+  local options = { url = url, headers = BENCH_HEADERS }
+  local bytes = 0
+  for i = 1, count do
+    local res, err = net.request(options)
+    if not res or res.status ~= 200 then
+      fail("request_get #" .. i .. ": " .. tostring(res and res.status) .. " " .. tostring(err))
+    end
+    if #res.body == 0 then fail("request_get #" .. i .. ": empty body") end
+    bytes = bytes + #res.body
+  end
+  return "ops=" .. int(count) .. " bytes=" .. int(bytes)
+end
+
+function cases.download_output()
+  if count > 1 then fail("download_output: COUNT must be 0 or 1") end
+  local path = arg[4] or fail("download_output: no PATH")
+  for _ = 1, count do
+    local res, err = net.request{ url = url, output = path }
+    if not res or res.status ~= 200 then
+      fail("download_output: " .. tostring(res and res.status) .. " " .. tostring(err))
+    end
+  end
+  return "ops=" .. int(count)
 end
 
 function cases.ws_echo()

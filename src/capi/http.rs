@@ -14,11 +14,11 @@ use crate::http::{self, Request};
 pub struct luanet_response {
     status: u32,
     body: Vec<u8>,
-    /// Header lines in arrival order: lower-case name, value with a NUL
-    /// after it (not counted in its length).
-    headers: Vec<(CString, Vec<u8>)>,
-    /// One per name, repeated names joined with ", ", NUL-terminated too.
-    joined: Vec<(String, Vec<u8>)>,
+    /// Header lines in arrival order, each name and value NUL-terminated.
+    headers: http::ResponseHeaders,
+    /// For each name that repeats: its first line and the joined values,
+    /// NUL-terminated.
+    repeated: Vec<(usize, Vec<u8>)>,
     /// The final URL; only for `luanet_request_perform`'s responses.
     url: Option<CString>,
     redirects: u32,
@@ -43,19 +43,13 @@ pub struct luanet_timings {
     pub total_ms: f64,
 }
 
-/// Bytes with a NUL after them, so C can read them as a string too.
-fn terminated(mut bytes: Vec<u8>) -> Vec<u8> {
-    bytes.push(0);
-    bytes
-}
-
 impl luanet_response {
     fn plain(status: u32, body: Vec<u8>) -> luanet_response {
         luanet_response {
             status,
             body,
-            headers: Vec::new(),
-            joined: Vec::new(),
+            headers: http::ResponseHeaders::default(),
+            repeated: Vec::new(),
             url: None,
             redirects: 0,
             http_version: None,
@@ -64,10 +58,15 @@ impl luanet_response {
     }
 
     pub(super) fn from_reply(reply: http::Reply) -> luanet_response {
-        let joined = reply
-            .joined_headers()
-            .into_iter()
-            .map(|(n, v)| (n.to_owned(), terminated(v)))
+        let headers = &reply.headers;
+        let repeated = (0..headers.len())
+            .filter_map(|i| match headers.joined_at(i) {
+                Some(std::borrow::Cow::Owned(mut joined)) => {
+                    joined.push(0);
+                    Some((i, joined))
+                }
+                _ => None,
+            })
             .collect();
         let t = reply.timings;
         let version: &'static CStr = match reply.http_version {
@@ -79,12 +78,8 @@ impl luanet_response {
         let without_nul = |text: &str| CString::new(text.replace('\0', "")).unwrap_or_default();
         luanet_response {
             status: reply.status,
-            headers: reply
-                .headers
-                .into_iter()
-                .map(|(name, value)| (without_nul(&name), terminated(value)))
-                .collect(),
-            joined,
+            headers: reply.headers,
+            repeated,
             url: Some(without_nul(&reply.url)),
             redirects: reply.redirects,
             http_version: Some(version),
@@ -227,10 +222,14 @@ pub unsafe extern "C" fn luanet_response_header(
         let response = unsafe { response.as_ref() };
         let name = (!name.is_null()).then(|| unsafe { CStr::from_ptr(name) }.to_bytes());
         let value = response.zip(name).and_then(|(r, name)| {
-            r.joined.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+            let first = r.headers.position(name)?;
+            Some(match r.repeated.iter().find(|(i, _)| *i == first) {
+                Some((_, joined)) => joined.as_slice(),
+                None => r.headers.value_with_nul(first),
+            })
         });
         // SAFETY: the caller's promise on `len`.
-        unsafe { value_out(value.map(|(_, v)| v.as_slice()), len) }
+        unsafe { value_out(value, len) }
     })
 }
 
@@ -265,18 +264,17 @@ pub unsafe extern "C" fn luanet_response_header_at(
         // SAFETY: the caller passes NULL or a live response.
         let response = unsafe { response.as_ref() }
             .ok_or_else(|| fail(LUANET_ERR_ARGUMENT, "response is NULL"))?;
-        let (n, v) = response.headers.get(index).ok_or_else(|| {
-            fail(
-                LUANET_ERR_ARGUMENT,
-                format!("no header line {index} (there are {})", response.headers.len()),
-            )
-        })?;
+        let headers = &response.headers;
+        if index >= headers.len() {
+            let message = format!("no header line {index} (there are {})", headers.len());
+            return Err(fail(LUANET_ERR_ARGUMENT, message));
+        }
         // SAFETY: the caller's promise on the out-pointers.
         unsafe {
             if !name.is_null() {
-                name.write(n.as_ptr());
+                name.write(headers.name_with_nul(index).as_ptr().cast());
             }
-            let text = value_out(Some(v), value_len);
+            let text = value_out(Some(headers.value_with_nul(index)), value_len);
             if !value.is_null() {
                 value.write(text);
             }

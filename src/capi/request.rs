@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use super::boundary::luanet_result::{self, LUANET_ERR_ARGUMENT, LUANET_OK};
 use super::boundary::{bytes_arg, fail, fail_request, guard, out_arg, str_arg, timeout_arg};
 use super::http::luanet_response;
-use crate::endpoint::Endpoint;
 use crate::http::{self, Proxy, RequestOptions, Version};
 
 /// A request being described: a URL and options. Opaque; made by
@@ -69,7 +68,7 @@ pub unsafe extern "C" fn luanet_request_new(
     guard(|| {
         let url = unsafe { str_arg(url, "url") }?;
         out_arg(out)?;
-        let endpoint = Endpoint::parse(url, http::SCHEMES).map_err(argument)?;
+        let endpoint = http::parse_url(url).map_err(argument)?;
         let request = luanet_request { options: RequestOptions::get(endpoint) };
         // SAFETY: checked non-NULL above.
         unsafe { out.write(Box::into_raw(Box::new(request))) };
@@ -102,7 +101,7 @@ pub unsafe extern "C" fn luanet_request_set_method(
 ) -> luanet_result {
     with_request(request, |options| {
         let method = unsafe { str_arg(method, "method") }?;
-        options.method = http::check_method(method.as_bytes()).map_err(argument)?;
+        options.method = http::check_method(method.as_bytes()).map_err(argument)?.into();
         Ok(LUANET_OK)
     })
 }

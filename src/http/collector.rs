@@ -7,6 +7,7 @@ use std::io::Write;
 
 use curl::easy::{Handler, WriteError};
 
+use super::headers::ResponseHeaders;
 use super::Target;
 
 /// The most a `Content-Length` may make us reserve up front; a larger body
@@ -26,8 +27,8 @@ pub(crate) struct Collector {
     pub(super) received: u64,
     /// Why the write callback refused data, when it did.
     pub(super) stop: Option<Stop>,
-    /// `Some`: keep the current response's header lines (lower-case names).
-    pub(super) headers: Option<Vec<(String, Vec<u8>)>>,
+    /// `Some`: keep the current response's header lines.
+    pub(super) headers: Option<ResponseHeaders>,
     /// The status of the current header section.
     pub(super) status: u32,
     /// A status line was seen and its blank line not yet.
@@ -83,8 +84,7 @@ impl Collector {
     /// Whether the section that just ended is a redirect that will be
     /// followed: then its body is not the caller's.
     fn is_followed_redirect(&self) -> bool {
-        let has_location =
-            self.headers.as_ref().is_some_and(|h| h.iter().any(|(name, _)| name == "location"));
+        let has_location = self.headers.as_ref().is_some_and(|h| h.contains(b"location"));
         self.following && super::request::is_redirect(self.status) && has_location
     }
 
@@ -94,15 +94,11 @@ impl Collector {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if matches!(line.first(), Some(b' ' | b'\t')) {
             // An obsolete folded line continues the previous value.
-            if let Some((_, value)) = headers.last_mut() {
-                value.push(b' ');
-                value.extend_from_slice(line.trim_ascii());
-            }
+            headers.continue_last(line.trim_ascii());
             return;
         }
         if let Some(colon) = line.iter().position(|&b| b == b':') {
-            let name = String::from_utf8_lossy(&line[..colon]).to_ascii_lowercase();
-            headers.push((name, line[colon + 1..].trim_ascii().to_vec()));
+            headers.push(&line[..colon], line[colon + 1..].trim_ascii());
         }
     }
 }
@@ -228,7 +224,7 @@ mod tests {
 
     #[test]
     fn keeps_the_last_sections_lines_with_lower_case_names() {
-        let mut c = Collector { headers: Some(Vec::new()), ..Collector::default() };
+        let mut c = Collector { headers: Some(ResponseHeaders::default()), ..Collector::default() };
         section(&mut c, &[b"HTTP/1.1 100 Continue\r\n", b"\r\n"]);
         section(
             &mut c,
@@ -244,11 +240,10 @@ mod tests {
         );
         assert_eq!(c.status, 200);
         assert!(c.headers_complete);
-        let kept: Vec<(&str, &[u8])> =
-            c.headers.as_ref().unwrap().iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+        let kept: Vec<(&[u8], &[u8])> = c.headers.as_ref().unwrap().iter().collect();
         assert_eq!(
             kept,
-            [("set-cookie", &b"a=1"[..]), ("x-long", b"one two"), ("set-cookie", b"b=2")]
+            [(&b"set-cookie"[..], &b"a=1"[..]), (b"x-long", b"one two"), (b"set-cookie", b"b=2")]
         );
     }
 
@@ -263,7 +258,7 @@ mod tests {
     #[test]
     fn a_followed_redirects_body_is_dropped_and_the_limit_counts_the_rest() {
         let mut c = Collector {
-            headers: Some(Vec::new()),
+            headers: Some(ResponseHeaders::default()),
             following: true,
             limit: Some(5),
             ..Collector::default()
@@ -281,12 +276,15 @@ mod tests {
 
     #[test]
     fn a_redirect_without_location_or_not_followed_is_kept() {
-        let mut c =
-            Collector { headers: Some(Vec::new()), following: true, ..Collector::default() };
+        let mut c = Collector {
+            headers: Some(ResponseHeaders::default()),
+            following: true,
+            ..Collector::default()
+        };
         section(&mut c, &[b"HTTP/1.1 302 Found\r\n", b"\r\n"]);
         assert_eq!(c.write(b"here").ok(), Some(4));
         assert_eq!(c.body, b"here");
-        let mut c = Collector { headers: Some(Vec::new()), ..Collector::default() };
+        let mut c = Collector { headers: Some(ResponseHeaders::default()), ..Collector::default() };
         section(&mut c, &[b"HTTP/1.1 301 Moved\r\n", b"Location: /x\r\n", b"\r\n"]);
         assert_eq!(c.write(b"here").ok(), Some(4));
         assert_eq!(c.body, b"here");

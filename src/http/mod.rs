@@ -8,14 +8,17 @@
 
 mod collector;
 mod error;
+mod headers;
 mod options;
 mod pool;
 mod request;
 pub mod tunnel;
 
 pub use error::{ErrorKind, RequestError};
+pub use headers::ResponseHeaders;
 pub use options::{
-    check_header_name, check_header_value, check_method, Proxy, RequestOptions, Version, SCHEMES,
+    check_header_name, check_header_value, check_method, parse_url, Proxy, RequestOptions, Version,
+    SCHEMES,
 };
 pub(crate) use pool::hold_for_fork;
 pub use request::{request, Reply, Timings};
@@ -215,6 +218,12 @@ fn configure_connection<H>(easy: &mut Easy2<H>) -> Result<(), curl::Error> {
     }
     easy.useragent(crate::USER_AGENT)?;
     set_pointer(easy, CURLOPT_PROTOCOLS_STR, c"http,https".as_ptr().cast())?;
+    set_trust_store(easy)?;
+    easy.connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+}
+
+/// The process-wide trust store (see [`tls`]).
+fn set_trust_store<H>(easy: &mut Easy2<H>) -> Result<(), curl::Error> {
     let trust = tls::trust_store();
     if let Some(file) = &trust.ca_file {
         easy.cainfo(file)?;
@@ -222,7 +231,7 @@ fn configure_connection<H>(easy: &mut Easy2<H>) -> Result<(), curl::Error> {
     if let Some(dir) = &trust.ca_dir {
         easy.capath(dir)?;
     }
-    easy.connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+    Ok(())
 }
 
 /// Where one request goes and its budget; `endpoint` is an http(s) URL.

@@ -3,6 +3,7 @@
 //! a [`RequestOptions`] through these checks, so they reject the same
 //! inputs with the same words.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,13 +12,31 @@ use crate::endpoint::Endpoint;
 /// The schemes a request may use, first URL or redirect.
 pub const SCHEMES: &[&str] = &["http", "https"];
 
+/// A request's URL, checked: http or https, with a host. A script that
+/// asks for one URL again and again has it parsed once per thread.
+pub fn parse_url(raw: &str) -> Result<Endpoint, String> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(String, Endpoint)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        if let Some((url, endpoint)) = &*last.borrow() {
+            if url == raw {
+                return Ok(endpoint.clone());
+            }
+        }
+        let endpoint = Endpoint::parse(raw, SCHEMES)?;
+        *last.borrow_mut() = Some((raw.to_owned(), endpoint.clone()));
+        Ok(endpoint)
+    })
+}
+
 /// Everything one request says, owned: nothing borrows from the caller.
 #[derive(Debug, Clone)]
 pub struct RequestOptions {
     /// Where it goes.
     pub url: Endpoint,
     /// An HTTP token; `"GET"` by default.
-    pub method: String,
+    pub method: Cow<'static, str>,
     /// Request header lines in the order they are sent; names checked by
     /// [`check_header_name`], values by [`check_header_value`].
     pub headers: Vec<(String, Vec<u8>)>,
@@ -56,7 +75,7 @@ impl RequestOptions {
     pub fn get(url: Endpoint) -> RequestOptions {
         RequestOptions {
             url,
-            method: "GET".to_owned(),
+            method: Cow::Borrowed("GET"),
             headers: Vec::new(),
             body: None,
             timeout: None,

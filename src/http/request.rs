@@ -8,6 +8,7 @@
 //! and 308 keep method and body, https never goes down to http, and
 //! `Authorization` and `Cookie` are not sent on to another origin.
 
+use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -17,8 +18,9 @@ use curl::easy::{Easy2, HttpVersion};
 
 use super::collector::{Collector, Stop};
 use super::error::{self, ErrorKind, RequestError};
+use super::headers::ResponseHeaders;
 use super::options::{same_header, Proxy, RequestOptions, Version, SCHEMES};
-use super::{configure_idle, pool, set_pointer, DEFAULT_CONNECT_TIMEOUT};
+use super::{pool, set_pointer, set_trust_store, DEFAULT_CONNECT_TIMEOUT};
 use crate::endpoint::Endpoint;
 
 /// A response, whatever its status.
@@ -28,7 +30,7 @@ pub struct Reply {
     pub status: u32,
     /// The final response's header lines in arrival order, names in lower
     /// case (no 1xx, no earlier redirect hop).
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: ResponseHeaders,
     /// The body; empty when it went to the output file.
     pub body: Vec<u8>,
     /// The final URL, after redirects.
@@ -57,24 +59,6 @@ pub struct Timings {
     pub total: f64,
 }
 
-impl Reply {
-    /// One value per header name, in order of first arrival; repeated
-    /// names joined with `", "`.
-    pub fn joined_headers(&self) -> Vec<(&str, Vec<u8>)> {
-        let mut joined: Vec<(&str, Vec<u8>)> = Vec::new();
-        for (name, value) in &self.headers {
-            match joined.iter_mut().find(|(n, _)| n == name) {
-                Some((_, all)) => {
-                    all.extend_from_slice(b", ");
-                    all.extend_from_slice(value);
-                }
-                None => joined.push((name, value.clone())),
-            }
-        }
-        joined
-    }
-}
-
 /// The statuses whose `Location` is followed.
 pub(super) fn is_redirect(status: u32) -> bool {
     matches!(status, 301 | 302 | 303 | 307 | 308)
@@ -92,8 +76,7 @@ pub fn request(options: &RequestOptions) -> Result<Reply, RequestError> {
     let mut lists = Vec::new();
     let outcome = exchange(&mut easy, options, sink, &mut lists);
     // Back to an idle GET: no pointer into `options` or `lists` remains.
-    easy.reset();
-    let restored = configure_idle(&mut easy);
+    let restored = restore(&mut easy, options);
     let collector = easy.get_mut();
     collector.plain();
     collector.target = None;
@@ -119,14 +102,15 @@ fn exchange(
     };
     apply(easy, options).map_err(|e| fail(e, easy, &options.url, Duration::ZERO))?;
     let collector = easy.get_mut();
-    collector.headers = Some(Vec::new());
+    collector.headers = Some(ResponseHeaders::with_room());
     collector.following = options.follow_redirects;
     collector.limit = options.max_body_bytes;
     collector.sink = sink;
-    let mut url = options.url.clone();
-    let mut method = options.method.clone();
+    // Borrowed from the options until a redirect changes them.
+    let mut url = Cow::Borrowed(&options.url);
+    let mut method = Cow::Borrowed(&*options.method);
     let mut body = options.body.as_deref();
-    let mut headers: Vec<&(String, Vec<u8>)> = options.headers.iter().collect();
+    let mut dropped = Dropped::default();
     let mut redirects = 0;
     loop {
         let spent = started.elapsed();
@@ -136,7 +120,8 @@ fn exchange(
             None => Duration::ZERO,
         };
         let sent = sent_body(&method, body);
-        let list = HeaderList::new(&headers, sent.is_some())?;
+        let headers = options.headers.iter().filter(|(name, _)| !dropped.drops(name));
+        let list = HeaderList::new(headers, sent.is_some())?;
         aim_hop(easy, &url, &method, sent, &list, budget)
             .map_err(|e| fail(e, easy, &url, spent))?;
         lists.push(list);
@@ -174,14 +159,16 @@ fn exchange(
         }
         let next = redirect_target(&url, &location)?;
         if !keeps_method(status, &method) {
-            method = if method == "HEAD" { method } else { "GET".to_owned() };
+            if method != "HEAD" {
+                method = Cow::Borrowed("GET");
+            }
             body = None;
-            headers.retain(|(name, _)| !is_body_header(name));
+            dropped.body = true;
         }
         if !same_origin(&url, &next) {
-            headers.retain(|(name, _)| !is_credential(name));
+            dropped.credentials = true;
         }
-        url = next;
+        url = Cow::Owned(next);
         redirects += 1;
     }
 }
@@ -214,6 +201,58 @@ fn apply(easy: &mut Easy2<Collector>, options: &RequestOptions) -> Result<(), cu
         None => Ok(()),
         Some(Version::Http11) => easy.http_version(HttpVersion::V11),
         Some(Version::Http2) => easy.http_version(HttpVersion::V2),
+    }
+}
+
+/// Undoes what [`apply`] and [`aim_hop`] set, option by option (cheaper
+/// than `curl_easy_reset` and setting every idle option again).
+fn restore(easy: &mut Easy2<Collector>, options: &RequestOptions) -> Result<(), curl::Error> {
+    for option in [
+        curl_sys::CURLOPT_HTTPHEADER,
+        curl_sys::CURLOPT_POSTFIELDS,
+        curl_sys::CURLOPT_CUSTOMREQUEST,
+    ] {
+        set_pointer(easy, option, std::ptr::null())?;
+    }
+    easy.get(true)?;
+    easy.timeout(Duration::ZERO)?;
+    easy.follow_location(true)?;
+    if options.connect_timeout.is_some() {
+        easy.connect_timeout(DEFAULT_CONNECT_TIMEOUT)?;
+    }
+    if !options.verify {
+        easy.ssl_verify_peer(true)?;
+        easy.ssl_verify_host(true)?;
+    }
+    if options.ca_file.is_some() {
+        set_pointer(easy, curl_sys::CURLOPT_CAINFO, std::ptr::null())?;
+        set_trust_store(easy)?;
+    }
+    if options.client_cert.is_some() || options.client_key.is_some() {
+        set_pointer(easy, curl_sys::CURLOPT_SSLCERT, std::ptr::null())?;
+        set_pointer(easy, curl_sys::CURLOPT_SSLKEY, std::ptr::null())?;
+    }
+    if options.proxy != Proxy::Environment {
+        set_pointer(easy, curl_sys::CURLOPT_PROXY, std::ptr::null())?;
+    }
+    if options.http_version.is_some() {
+        easy.http_version(HttpVersion::V2TLS)?;
+    }
+    Ok(())
+}
+
+/// The caller's headers a redirect has dropped.
+#[derive(Default)]
+struct Dropped {
+    /// Those about the body, since the body went.
+    body: bool,
+    /// Credentials, since the chain left the first origin.
+    credentials: bool,
+}
+
+impl Dropped {
+    fn drops(&self, name: &str) -> bool {
+        (self.body && is_body_header(name)) || (self.credentials && is_credential(name))
     }
 }
 
@@ -273,11 +312,18 @@ impl HeaderList {
     /// The caller's lines, plus, when a body is sent, the removal of the
     /// two headers libcurl would add on its own: a form `Content-Type` and
     /// `Expect: 100-continue`.
-    fn new(headers: &[&(String, Vec<u8>)], has_body: bool) -> Result<HeaderList, RequestError> {
+    fn new<'a>(
+        headers: impl Iterator<Item = &'a (String, Vec<u8>)>,
+        has_body: bool,
+    ) -> Result<HeaderList, RequestError> {
         let mut list = HeaderList(std::ptr::null_mut());
-        let given = |wanted: &str| headers.iter().any(|(name, _)| same_header(name, wanted));
+        let (mut content_type, mut expect) = (false, false);
+        let mut line = Vec::new();
         for (name, value) in headers {
-            let mut line = name.as_bytes().to_vec();
+            content_type |= same_header(name, "Content-Type");
+            expect |= same_header(name, "Expect");
+            line.clear();
+            line.extend_from_slice(name.as_bytes());
             // libcurl's syntax: "Name;" sends an empty value, "Name:"
             // would remove the header.
             if value.is_empty() {
@@ -286,18 +332,18 @@ impl HeaderList {
                 line.extend_from_slice(b": ");
                 line.extend_from_slice(value);
             }
-            list.append(line)?;
+            list.append(&mut line)?;
         }
-        if has_body && !given("Content-Type") {
-            list.append(b"Content-Type:".to_vec())?;
+        if has_body && !content_type {
+            list.append(&mut b"Content-Type:".to_vec())?;
         }
-        if has_body && !given("Expect") {
-            list.append(b"Expect:".to_vec())?;
+        if has_body && !expect {
+            list.append(&mut b"Expect:".to_vec())?;
         }
         Ok(list)
     }
 
-    fn append(&mut self, mut line: Vec<u8>) -> Result<(), RequestError> {
+    fn append(&mut self, line: &mut Vec<u8>) -> Result<(), RequestError> {
         // Values were checked for NUL, CR and LF.
         line.push(0);
         // SAFETY: a NUL-terminated line, copied by libcurl; the list is
@@ -508,20 +554,6 @@ mod tests {
         assert!(is_credential("authorization") && is_credential("COOKIE"));
         assert!(!is_credential("X-Authorization"));
         assert!(is_body_header("content-type") && !is_body_header("Accept"));
-    }
-
-    #[test]
-    fn repeated_headers_join_in_arrival_order() {
-        let reply = Reply {
-            headers: vec![
-                ("set-cookie".into(), b"a=1".to_vec()),
-                ("x".into(), b"1".to_vec()),
-                ("set-cookie".into(), b"b=2".to_vec()),
-            ],
-            ..Reply::default()
-        };
-        let joined = reply.joined_headers();
-        assert_eq!(joined, [("set-cookie", b"a=1, b=2".to_vec()), ("x", b"1".to_vec())]);
     }
 
     #[test]

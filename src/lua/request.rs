@@ -101,7 +101,7 @@ fn find_url(lua: &Lua, table: c_int) -> Result<Endpoint, Failure> {
             let url = text(lua, "url")?;
             let url =
                 std::str::from_utf8(url).map_err(|_| bad("url", "string is not valid UTF-8"))?;
-            let endpoint = Endpoint::parse(url, http::SCHEMES).map_err(|e| bad("url", e))?;
+            let endpoint = http::parse_url(url).map_err(|e| bad("url", e))?;
             lua.pop(2);
             return Ok(endpoint);
         }
@@ -115,7 +115,7 @@ fn set_option(lua: &Lua, options: &mut RequestOptions, key: &'static str) -> Res
     match key {
         "url" => {}
         "method" => {
-            options.method = http::check_method(text(lua, key)?).map_err(|e| bad(key, e))?
+            options.method = http::check_method(text(lua, key)?).map_err(|e| bad(key, e))?.into()
         }
         "headers" => options.headers = read_headers(lua)?,
         "body" => options.body = Some(text(lua, key)?.to_vec()),
@@ -235,8 +235,11 @@ fn read_headers(lua: &Lua) -> Result<Vec<(String, Vec<u8>)>, Failure> {
         }
         lua.pop(1);
     }
-    pairs.sort_by_key(|(index, _, _)| *index);
     named.sort_by(|a, b| a.0.cmp(&b.0));
+    if pairs.is_empty() {
+        return Ok(named);
+    }
+    pairs.sort_by_key(|(index, _, _)| *index);
     Ok(pairs.into_iter().map(|(_, name, value)| (name, value)).chain(named).collect())
 }
 
@@ -286,25 +289,26 @@ fn header_value(lua: &Lua, name: &str) -> Result<Vec<u8>, Failure> {
 fn push_outcome(lua: &mut Lua, outcome: &Result<Reply, RequestError>) -> Result<c_int, Failure> {
     match outcome {
         Ok(reply) => {
-            let joined = reply.joined_headers();
-            let joined = joined.as_slice();
+            let headers = &reply.headers;
             lua.protected(0, 1, |raw| {
                 raw.reserve(6);
                 raw.create_table(0, 8);
                 let result = raw.top();
                 raw.push_integer(i64::from(reply.status));
                 raw.set_field(result, c"status");
-                raw.create_table(0, joined.len());
-                for (name, value) in joined {
-                    raw.push_bytes(name.as_bytes());
-                    raw.push_bytes(value);
-                    raw.raw_set(-3);
+                raw.create_table(0, headers.len());
+                for i in 0..headers.len() {
+                    if let Some(value) = headers.joined_at(i) {
+                        raw.push_bytes(headers.name(i));
+                        raw.push_bytes(&value);
+                        raw.raw_set(-3);
+                    }
                 }
                 raw.set_field(result, c"headers");
-                raw.create_table(reply.headers.len(), 0);
-                for (i, (name, value)) in reply.headers.iter().enumerate() {
+                raw.create_table(headers.len(), 0);
+                for (i, (name, value)) in headers.iter().enumerate() {
                     raw.create_table(2, 0);
-                    raw.push_bytes(name.as_bytes());
+                    raw.push_bytes(name);
                     raw.raw_set_index(-2, 1);
                     raw.push_bytes(value);
                     raw.raw_set_index(-2, 2);
