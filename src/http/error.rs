@@ -204,7 +204,8 @@ fn classify<H>(
         // TLS 1.3 reports a refused client certificate after the handshake.
         return (Tls, format!("TLS: the server refused the connection: {detail}"));
     }
-    if error.is_recv_error() && refused_after_handshake(easy, endpoint) {
+    let broken = error.is_recv_error() || error.is_send_error();
+    if broken && refused_after_handshake(easy, endpoint) {
         return (
             Tls,
             format!(
