@@ -59,11 +59,11 @@ impl luanet_response {
 
     pub(super) fn from_reply(reply: http::Reply) -> luanet_response {
         let headers = &reply.headers;
-        let repeated = (0..headers.len())
-            .filter_map(|i| match headers.joined_at(i) {
-                Some(std::borrow::Cow::Owned(mut joined)) => {
-                    joined.push(0);
-                    Some((i, joined))
+        let repeated = (headers.joined().into_iter().enumerate())
+            .filter_map(|(i, joined)| match joined {
+                Some(std::borrow::Cow::Owned(mut all)) => {
+                    all.push(0);
+                    Some((i, all))
                 }
                 _ => None,
             })

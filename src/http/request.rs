@@ -74,9 +74,12 @@ pub fn request(options: &RequestOptions) -> Result<Reply, RequestError> {
     let mut easy = pool::take()
         .map_err(|e| RequestError::new(ErrorKind::Io, format!("cannot set up a transfer: {e}")))?;
     let mut lists = Vec::new();
-    let outcome = exchange(&mut easy, options, sink, &mut lists);
+    // A handle a contract call used last may still have its budget set.
+    let budget_set = easy.get_ref().target.as_ref().is_some_and(|t| t.budget.is_some());
+    let mut touched = Touched { budget: budget_set, ..Touched::default() };
+    let outcome = exchange(&mut easy, options, sink, &mut lists, &mut touched);
     // Back to an idle GET: no pointer into `options` or `lists` remains.
-    let restored = restore(&mut easy, options);
+    let restored = restore(&mut easy, options, &touched);
     let collector = easy.get_mut();
     collector.plain();
     collector.target = None;
@@ -95,6 +98,7 @@ fn exchange(
     options: &RequestOptions,
     sink: Option<File>,
     lists: &mut Vec<HeaderList>,
+    touched: &mut Touched,
 ) -> Result<Reply, RequestError> {
     let started = Instant::now();
     let fail = |e: curl::Error, easy: &Easy2<Collector>, url: &Endpoint, spent: Duration| {
@@ -122,8 +126,8 @@ fn exchange(
         let sent = sent_body(&method, body);
         let headers = options.headers.iter().filter(|(name, _)| !dropped.drops(name));
         let list = HeaderList::new(headers, sent.is_some())?;
-        aim_hop(easy, &url, &method, sent, &list, budget)
-            .map_err(|e| fail(e, easy, &url, spent))?;
+        let hop = Hop { url: &url, method: &method, body: sent, budget };
+        aim_hop(easy, &hop, &list, touched).map_err(|e| fail(e, easy, &url, spent))?;
         lists.push(list);
         easy.get_mut().start_response();
         let performed = easy.perform();
@@ -173,10 +177,24 @@ fn exchange(
     }
 }
 
+/// Which per-hop options a request set beyond an idle handle's, so that
+/// only those are set again and undone.
+#[derive(Default)]
+struct Touched {
+    /// A method other than a plain GET (custom request, body, HEAD).
+    method: bool,
+    /// A timeout for the whole transfer.
+    budget: bool,
+    /// Header lines.
+    headers: bool,
+}
+
 /// The options that stay the same on every hop.
 fn apply(easy: &mut Easy2<Collector>, options: &RequestOptions) -> Result<(), curl::Error> {
     easy.follow_location(false)?;
-    easy.connect_timeout(options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))?;
+    if let Some(timeout) = options.connect_timeout {
+        easy.connect_timeout(timeout)?;
+    }
     if !options.verify {
         easy.ssl_verify_peer(false)?;
         easy.ssl_verify_host(false)?;
@@ -206,16 +224,22 @@ fn apply(easy: &mut Easy2<Collector>, options: &RequestOptions) -> Result<(), cu
 
 /// Undoes what [`apply`] and [`aim_hop`] set, option by option (cheaper
 /// than `curl_easy_reset` and setting every idle option again).
-fn restore(easy: &mut Easy2<Collector>, options: &RequestOptions) -> Result<(), curl::Error> {
-    for option in [
-        curl_sys::CURLOPT_HTTPHEADER,
-        curl_sys::CURLOPT_POSTFIELDS,
-        curl_sys::CURLOPT_CUSTOMREQUEST,
-    ] {
-        set_pointer(easy, option, std::ptr::null())?;
+fn restore(
+    easy: &mut Easy2<Collector>,
+    options: &RequestOptions,
+    touched: &Touched,
+) -> Result<(), curl::Error> {
+    if touched.headers {
+        set_pointer(easy, curl_sys::CURLOPT_HTTPHEADER, std::ptr::null())?;
     }
-    easy.get(true)?;
-    easy.timeout(Duration::ZERO)?;
+    if touched.method {
+        set_pointer(easy, curl_sys::CURLOPT_POSTFIELDS, std::ptr::null())?;
+        set_pointer(easy, curl_sys::CURLOPT_CUSTOMREQUEST, std::ptr::null())?;
+        easy.get(true)?;
+    }
+    if touched.budget {
+        easy.timeout(Duration::ZERO)?;
+    }
     easy.follow_location(true)?;
     if options.connect_timeout.is_some() {
         easy.connect_timeout(DEFAULT_CONNECT_TIMEOUT)?;
@@ -241,6 +265,53 @@ fn restore(easy: &mut Easy2<Collector>, options: &RequestOptions) -> Result<(), 
     Ok(())
 }
 
+/// One hop's URL, method, body, header lines and what is left of the
+/// budget (zero: none), recording in `touched` what it set.
+fn aim_hop(
+    easy: &mut Easy2<Collector>,
+    hop: &Hop<'_>,
+    list: &HeaderList,
+    touched: &mut Touched,
+) -> Result<(), curl::Error> {
+    easy.url(hop.url.as_str())?;
+    if touched.budget || !hop.budget.is_zero() {
+        easy.timeout(hop.budget)?;
+        touched.budget = !hop.budget.is_zero();
+    }
+    let plain_get = hop.method == "GET" && hop.body.is_none();
+    if touched.method {
+        set_pointer(easy, curl_sys::CURLOPT_CUSTOMREQUEST, std::ptr::null())?;
+        set_pointer(easy, curl_sys::CURLOPT_POSTFIELDS, std::ptr::null())?;
+        if plain_get {
+            easy.get(true)?;
+        }
+    }
+    touched.method = !plain_get;
+    match hop.body {
+        _ if plain_get => {}
+        _ if hop.method == "HEAD" => easy.nobody(true)?,
+        None => {
+            easy.get(true)?;
+            easy.custom_request(hop.method)?;
+        }
+        Some(body) => {
+            easy.post(true)?;
+            easy.post_field_size(body.len() as u64)?;
+            // Borrowed, not copied: the caller's options outlive the
+            // transfer, and `request` restores the handle right after.
+            set_pointer(easy, curl_sys::CURLOPT_POSTFIELDS, body.as_ptr().cast())?;
+            if hop.method != "POST" {
+                easy.custom_request(hop.method)?;
+            }
+        }
+    }
+    if touched.headers || !list.0.is_null() {
+        set_pointer(easy, curl_sys::CURLOPT_HTTPHEADER, list.0.cast())?;
+        touched.headers = !list.0.is_null();
+    }
+    Ok(())
+}
+
 /// The caller's headers a redirect has dropped.
 #[derive(Default)]
 struct Dropped {
@@ -256,40 +327,13 @@ impl Dropped {
     }
 }
 
-/// One hop's URL, method, body, header lines and what is left of the
-/// budget (zero: none).
-fn aim_hop(
-    easy: &mut Easy2<Collector>,
-    url: &Endpoint,
-    method: &str,
-    body: Option<&[u8]>,
-    list: &HeaderList,
+/// Where one hop goes and what it sends.
+struct Hop<'a> {
+    url: &'a Endpoint,
+    method: &'a str,
+    body: Option<&'a [u8]>,
+    /// What is left of the budget; zero: none.
     budget: Duration,
-) -> Result<(), curl::Error> {
-    easy.url(url.as_str())?;
-    easy.timeout(budget)?;
-    set_pointer(easy, curl_sys::CURLOPT_CUSTOMREQUEST, std::ptr::null())?;
-    set_pointer(easy, curl_sys::CURLOPT_POSTFIELDS, std::ptr::null())?;
-    match body {
-        _ if method == "HEAD" => easy.nobody(true)?,
-        None => {
-            easy.get(true)?;
-            if method != "GET" {
-                easy.custom_request(method)?;
-            }
-        }
-        Some(body) => {
-            easy.post(true)?;
-            easy.post_field_size(body.len() as u64)?;
-            // Borrowed, not copied: the caller's options outlive the
-            // transfer, and `request` resets the handle right after.
-            set_pointer(easy, curl_sys::CURLOPT_POSTFIELDS, body.as_ptr().cast())?;
-            if method != "POST" {
-                easy.custom_request(method)?;
-            }
-        }
-    }
-    set_pointer(easy, curl_sys::CURLOPT_HTTPHEADER, list.0.cast())
 }
 
 /// The body a hop sends: POST, PUT and PATCH send one, if only an empty

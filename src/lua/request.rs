@@ -5,6 +5,7 @@
 //! The table is read without metamethods (`lua_next`, raw indexing): a
 //! hostile `__index` or `__pairs` runs no code here.
 
+use std::borrow::Cow;
 use std::ffi::c_int;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -290,31 +291,44 @@ fn push_outcome(lua: &mut Lua, outcome: &Result<Reply, RequestError>) -> Result<
     match outcome {
         Ok(reply) => {
             let headers = &reply.headers;
+            let joined = headers.joined();
+            let joined = joined.as_slice();
             lua.protected(0, 1, |raw| {
-                raw.reserve(6);
+                raw.reserve(8);
                 raw.create_table(0, 8);
                 let result = raw.top();
                 raw.push_integer(i64::from(reply.status));
                 raw.set_field(result, c"status");
+                // One pass over the lines fills both views; a name or
+                // value is made into a Lua string once and copied.
                 raw.create_table(0, headers.len());
-                for i in 0..headers.len() {
-                    if let Some(value) = headers.joined_at(i) {
-                        raw.push_bytes(headers.name(i));
-                        raw.push_bytes(&value);
-                        raw.raw_set(-3);
-                    }
-                }
-                raw.set_field(result, c"headers");
+                let map = raw.top();
                 raw.create_table(headers.len(), 0);
-                for (i, (name, value)) in headers.iter().enumerate() {
+                let list = raw.top();
+                for (i, joined) in joined.iter().enumerate() {
                     raw.create_table(2, 0);
-                    raw.push_bytes(name);
-                    raw.raw_set_index(-2, 1);
-                    raw.push_bytes(value);
-                    raw.raw_set_index(-2, 2);
-                    raw.raw_set_index(-2, i as i64 + 1);
+                    raw.push_bytes(headers.name(i));
+                    raw.push_copy(-1);
+                    raw.raw_set_index(-3, 1);
+                    raw.push_bytes(headers.value(i));
+                    raw.push_copy(-1);
+                    raw.raw_set_index(-4, 2);
+                    // Stack: pair, name, value.
+                    match joined {
+                        Some(Cow::Borrowed(_)) => raw.raw_set(map),
+                        Some(Cow::Owned(all)) => {
+                            raw.pop(1);
+                            raw.push_bytes(all);
+                            raw.raw_set(map);
+                        }
+                        None => raw.pop(2),
+                    }
+                    raw.raw_set_index(list, i as i64 + 1);
                 }
+                raw.push_copy(map);
+                raw.set_field(result, c"headers");
                 raw.set_field(result, c"header_list");
+                raw.pop(1);
                 raw.push_bytes(&reply.body);
                 raw.set_field(result, c"body");
                 raw.push_bytes(reply.url.as_bytes());
