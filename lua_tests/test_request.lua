@@ -217,14 +217,18 @@ test("follow_redirects = false returns the 3xx itself, Location included", funct
   eq(res.url, HTTP .. "/redirect/3", "url")
 end)
 
-test("Authorization and Cookie go on to the same origin only", function()
-  local headers = { Authorization = "Bearer x", Cookie = "c=1", ["X-Other"] = "o" }
+test("Authorization, Cookie and Host go on to the same origin only", function()
+  local headers = { Authorization = "Bearer x", Cookie = "c=1", ["X-Other"] = "o", Host = "first.example" }
   local same = ok({ url = HTTP .. "/redirect-to?url=" .. urlencode("/headers"), headers = headers })
   eq(same.redirects, 1, "same-host redirect followed")
-  eq((seen_headers(same.body)), "authorization: Bearer x\ncookie: c=1\nx-other: o", "same host: kept")
+  local own, standard = seen_headers(same.body)
+  eq(own, "authorization: Bearer x\ncookie: c=1\nx-other: o", "same host: kept")
+  eq(standard.host, "first.example", "same host: the script's Host kept")
   local other = ok({ url = HTTP .. "/redirect-to?url=" .. urlencode(HTTP6 .. "/headers"), headers = headers })
   eq(other.url, HTTP6 .. "/headers", "cross-host redirect followed")
-  eq((seen_headers(other.body)), "x-other: o", "another host: dropped")
+  own, standard = seen_headers(other.body)
+  eq(own, "x-other: o", "another host: dropped")
+  eq(standard.host, HTTP6:match("//(.*)$"), "another host: its own Host")
 end)
 
 test("methods across redirects: 303 to GET, 301/302 POST to GET, 307/308 keep all", function()

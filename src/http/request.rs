@@ -6,7 +6,7 @@
 //! connection is reused), rather than by libcurl: the rules are ours and
 //! browsers' — 303 becomes a GET, 301 and 302 turn a POST into a GET, 307
 //! and 308 keep method and body, https never goes down to http, and
-//! `Authorization` and `Cookie` are not sent on to another origin.
+//! `Authorization`, `Cookie` and `Host` are not sent on to another origin.
 
 use std::borrow::Cow;
 use std::ffi::OsString;
@@ -170,7 +170,7 @@ fn exchange(
             dropped.body = true;
         }
         if !same_origin(&url, &next) {
-            dropped.credentials = true;
+            dropped.origin = true;
         }
         url = Cow::Owned(next);
         redirects += 1;
@@ -317,13 +317,13 @@ fn aim_hop(
 struct Dropped {
     /// Those about the body, since the body went.
     body: bool,
-    /// Credentials, since the chain left the first origin.
-    credentials: bool,
+    /// Those bound to the first origin, since the chain left it.
+    origin: bool,
 }
 
 impl Dropped {
     fn drops(&self, name: &str) -> bool {
-        (self.body && is_body_header(name)) || (self.credentials && is_credential(name))
+        (self.body && is_body_header(name)) || (self.origin && is_origin_bound(name))
     }
 }
 
@@ -447,9 +447,10 @@ fn is_body_header(name: &str) -> bool {
         .any(|h| same_header(name, h))
 }
 
-/// Headers that carry credentials, never sent on to another origin.
-fn is_credential(name: &str) -> bool {
-    same_header(name, "Authorization") || same_header(name, "Cookie")
+/// Headers bound to the first origin, never sent on to another: the
+/// credentials, and a `Host` the caller set.
+fn is_origin_bound(name: &str) -> bool {
+    ["Authorization", "Cookie", "Host"].iter().any(|h| same_header(name, h))
 }
 
 /// Same scheme, host and port.
@@ -595,8 +596,8 @@ mod tests {
         assert!(!same_origin(&a, &endpoint("http://a.example:8080/")));
         assert!(!same_origin(&a, &endpoint("https://a.example/")));
         assert!(!same_origin(&a, &endpoint("http://b.example/")));
-        assert!(is_credential("authorization") && is_credential("COOKIE"));
-        assert!(!is_credential("X-Authorization"));
+        assert!(is_origin_bound("authorization") && is_origin_bound("COOKIE"));
+        assert!(is_origin_bound("Host") && !is_origin_bound("X-Authorization"));
         assert!(is_body_header("content-type") && !is_body_header("Accept"));
     }
 
