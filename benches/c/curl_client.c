@@ -117,30 +117,19 @@ static void perform(CURL *h, struct body *b, long long i)
         fail("request #%lld: status %ld, expected 200", i + 1, status);
 }
 
-static void get(const char *url, long long count)
-{
-    struct body b = {0};
-    CURL *h = new_handle(url, &b);
-    unsigned long long total = 0;
-    for (long long i = 0; i < count; i++) {
-        perform(h, &b, i);
-        total += b.len;
-    }
-    curl_easy_cleanup(h);
-    free(b.data);
-    printf("ok ops=%lld bytes=%llu\n", count, total);
-}
-
-static void get_headers(const char *url, long long count)
+/* COUNT GETs; with_headers adds "Accept: text/plain" and "X-Bench: 1". */
+static void get(const char *url, long long count, int with_headers)
 {
     struct body b = {0};
     CURL *h = new_handle(url, &b);
     struct curl_slist *headers = NULL;
-    headers = curl_slist_append(headers, "Accept: text/plain");
-    headers = curl_slist_append(headers, "X-Bench: 1");
-    if (!headers)
-        fail("curl_slist_append failed");
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    if (with_headers) {
+        headers = curl_slist_append(headers, "Accept: text/plain");
+        headers = curl_slist_append(headers, "X-Bench: 1");
+        if (!headers)
+            fail("curl_slist_append failed");
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    }
     unsigned long long total = 0;
     for (long long i = 0; i < count; i++) {
         perform(h, &b, i);
@@ -199,9 +188,9 @@ int main(int argc, char **argv)
         fail("curl_global_init failed");
     const char *mode = argv[1], *url = argv[2];
     if (strcmp(mode, "get") == 0 && argc == 4)
-        get(url, number(argv[3]));
+        get(url, number(argv[3]), 0);
     else if (strcmp(mode, "get_headers") == 0 && argc == 4)
-        get_headers(url, number(argv[3]));
+        get(url, number(argv[3]), 1);
     else if (strcmp(mode, "post") == 0 && argc == 5)
         post(url, number(argv[3]), number(argv[4]));
     else if (strcmp(mode, "download") == 0 && (argc == 3 || argc == 4))
