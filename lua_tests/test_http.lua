@@ -219,6 +219,9 @@ test("POST sends the content type as given", function()
   eq(inspect_ok(post(HTTP .. "/inspect", ct, "x=1"))["content-type"], ct, "content-type")
   ct = "application/x-www-form-urlencoded"
   eq(inspect_ok(post(HTTP .. "/inspect", ct, "a=1&b=2"))["content-type"], ct, "content-type")
+  ct = "text/plain; name=caf\233"
+  eq(inspect_ok(post(HTTP .. "/inspect", ct, "x"))["content-type"], ct, "a byte beyond ASCII, unchanged")
+  eq(inspect_ok(post(HTTP .. "/inspect", "", "x"))["content-type"], "", "an empty content type sends none")
 end)
 
 test("POST gets non-2xx statuses with ok == true", function()

@@ -8,6 +8,7 @@
 
 mod collector;
 mod error;
+mod header_list;
 mod headers;
 mod options;
 mod pool;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use collector::{Collector, OwnHandle};
 use curl::easy::{Easy2, HttpVersion};
+use header_list::HeaderList;
 
 use crate::endpoint::Endpoint;
 use crate::tls;
@@ -66,7 +68,7 @@ pub struct Response {
 /// response. Safe to call from many threads at once.
 pub fn perform(request: &Request<'_>) -> Result<Response, String> {
     if let Some((content_type, _)) = request.post {
-        if content_type.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        if options::check_header_value("Content-Type", content_type).is_err() {
             return Err("invalid content type: it contains a line break or NUL".to_owned());
         }
     }
@@ -81,10 +83,20 @@ fn perform_on(easy: &mut Easy2<Collector>, request: &Request<'_>) -> Result<Resp
     // stale record behind.
     let previous = easy.get_mut().target.take();
     let target = aim(easy, previous, request)?;
-    let outcome = prepare_body(easy, request)
-        .and_then(|()| easy.perform())
-        .map_err(|e| error::describe(&e, easy, &target.endpoint, request.timeout).message);
+    easy.get_mut().start_response();
+    let describe = |e: curl::Error, easy: &Easy2<Collector>| {
+        error::describe(&e, easy, &target.endpoint, request.timeout).message
+    };
+    let prepared = match request.post {
+        Some((content_type, body)) => prepare_post(easy, content_type, body).map(Some),
+        None => Ok(None),
+    };
+    let outcome = match &prepared {
+        Ok(_) => easy.perform().map_err(|e| describe(e, easy)),
+        Err(e) => Err(describe(e.clone(), easy)),
+    };
     let restored = if request.post.is_some() { back_to_get(easy) } else { Ok(()) };
+    drop(prepared);
     let collector = easy.get_mut();
     let body = std::mem::take(&mut collector.body);
     collector.target = Some(target);
@@ -150,25 +162,26 @@ fn configure_idle(easy: &mut Easy2<Collector>) -> Result<(), curl::Error> {
     easy.buffer_size(RECEIVE_BUFFER_SIZE)
 }
 
-/// The body collected and, for a POST, the body sent. An idle handle is a
-/// GET; `back_to_get` restores that after a POST.
-fn prepare_body(easy: &mut Easy2<Collector>, request: &Request<'_>) -> Result<(), curl::Error> {
-    easy.get_mut().start_response();
-    if let Some((content_type, body)) = request.post {
-        let mut headers = curl::easy::List::new();
-        let mut line = b"Content-Type: ".to_vec();
-        line.extend_from_slice(content_type);
-        headers.append(&String::from_utf8_lossy(&line))?;
-        // curl would otherwise wait for a 100-continue on large bodies.
-        headers.append("Expect:")?;
-        easy.http_headers(headers)?;
-        easy.post(true)?;
-        easy.post_field_size(body.len() as u64)?;
-        // The body is borrowed, not copied: `perform` sends it before it
-        // returns, and `back_to_get` clears the pointer right after.
-        set_pointer(easy, curl_sys::CURLOPT_POSTFIELDS, body.as_ptr().cast())?;
-    }
-    Ok(())
+/// A POST's options: its body and its header lines (returned, to be kept
+/// until the transfer is over). An idle handle is a GET; `back_to_get`
+/// restores that.
+fn prepare_post(
+    easy: &mut Easy2<Collector>,
+    content_type: &[u8],
+    body: &[u8],
+) -> Result<HeaderList, curl::Error> {
+    // An empty content type sends none, as it always has.
+    let line =
+        (!content_type.is_empty()).then(|| ("Content-Type".to_owned(), content_type.to_vec()));
+    let list = HeaderList::new(line.iter(), true)
+        .map_err(|_| curl::Error::new(curl_sys::CURLE_OUT_OF_MEMORY))?;
+    set_pointer(easy, curl_sys::CURLOPT_HTTPHEADER, list.0.cast())?;
+    easy.post(true)?;
+    easy.post_field_size(body.len() as u64)?;
+    // The body is borrowed, not copied: `perform` sends it before it
+    // returns, and `back_to_get` clears the pointer right after.
+    set_pointer(easy, curl_sys::CURLOPT_POSTFIELDS, body.as_ptr().cast())?;
+    Ok(list)
 }
 
 /// Undoes a POST's options, so the handle holds no pointer to the caller's
