@@ -134,7 +134,7 @@ fn aim(
         }
         return Ok(Target { budget: request.timeout, ..target });
     }
-    let endpoint = Endpoint::parse(request.url, &["http", "https"])?;
+    let endpoint = Endpoint::parse(request.url, SCHEMES)?;
     configure_target(easy, &endpoint, request.timeout)
         .map_err(|e| error::describe(&e, easy, &endpoint, request.timeout).message)?;
     Ok(Target { url: request.url.to_owned(), endpoint, budget: request.timeout })
