@@ -69,12 +69,6 @@ impl luanet_response {
             })
             .collect();
         let t = reply.timings;
-        let version: &'static CStr = match reply.http_version {
-            "1.0" => c"1.0",
-            "2" => c"2",
-            "3" => c"3",
-            _ => c"1.1",
-        };
         let without_nul = |text: &str| CString::new(text.replace('\0', "")).unwrap_or_default();
         luanet_response {
             status: reply.status,
@@ -82,7 +76,7 @@ impl luanet_response {
             repeated,
             url: Some(without_nul(&reply.url)),
             redirects: reply.redirects,
-            http_version: Some(version),
+            http_version: Some(reply.http_version),
             timings: luanet_timings {
                 dns_ms: t.dns,
                 connect_ms: t.connect,

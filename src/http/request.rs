@@ -9,7 +9,7 @@
 //! `Authorization`, `Cookie` and `Host` are not sent on to another origin.
 
 use std::borrow::Cow;
-use std::ffi::OsString;
+use std::ffi::{CStr, OsString};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -38,8 +38,8 @@ pub struct Reply {
     pub url: String,
     /// Redirects followed.
     pub redirects: u32,
-    /// `"1.0"`, `"1.1"`, `"2"` or `"3"`.
-    pub http_version: &'static str,
+    /// `"1.0"`, `"1.1"`, `"2"` or `"3"`, NUL-terminated for C.
+    pub http_version: &'static CStr,
     /// When each phase ended.
     pub timings: Timings,
 }
@@ -409,16 +409,16 @@ fn stopped(stop: Stop, options: &RequestOptions) -> RequestError {
     }
 }
 
-fn version_name(easy: &Easy2<Collector>) -> &'static str {
+fn version_name(easy: &Easy2<Collector>) -> &'static CStr {
     const CURLINFO_HTTP_VERSION: curl_sys::CURLINFO = curl_sys::CURLINFO_LONG + 46;
     let mut version: libc::c_long = 0;
     // SAFETY: a valid handle and an out-pointer of the documented type.
     unsafe { curl_sys::curl_easy_getinfo(easy.raw(), CURLINFO_HTTP_VERSION, &mut version) };
     match version {
-        1 => "1.0",
-        3 => "2",
-        30 => "3",
-        _ => "1.1",
+        1 => c"1.0",
+        3 => c"2",
+        30 => c"3",
+        _ => c"1.1",
     }
 }
 

@@ -335,7 +335,7 @@ fn push_outcome(lua: &mut Lua, outcome: &Result<Reply, RequestError>) -> Result<
                 raw.set_field(result, c"url");
                 raw.push_integer(i64::from(reply.redirects));
                 raw.set_field(result, c"redirects");
-                raw.push_bytes(reply.http_version.as_bytes());
+                raw.push_bytes(reply.http_version.to_bytes());
                 raw.set_field(result, c"http_version");
                 let t = reply.timings;
                 raw.create_table(0, 5);
