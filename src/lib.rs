@@ -54,6 +54,7 @@ pub mod lifetime;
 pub mod lua;
 pub mod timeout;
 pub mod tls;
+pub mod wakeup;
 pub mod ws;
 
 /// The library version, as in `Cargo.toml`.

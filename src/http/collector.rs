@@ -4,9 +4,11 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::sync::Arc;
 
 use curl::easy::{Handler, WriteError};
 
+use super::fetch::{Progress, Pushed, Shared};
 use super::headers::ResponseHeaders;
 use super::Target;
 
@@ -42,6 +44,9 @@ pub(crate) struct Collector {
     /// The current response is a redirect being followed.
     discard: bool,
     pub(super) target: Option<Target>,
+    /// A non-blocking request's shared state: progress goes there, and with
+    /// `stream` the body too.
+    pub(super) fetch: Option<Arc<Shared>>,
     /// The handle could not be put back in its idle state; drop it.
     pub(super) broken: bool,
     pub(super) handle: OwnHandle,
@@ -117,11 +122,20 @@ impl Handler for Collector {
         if self.discard {
             return Ok(data.len());
         }
-        self.received += data.len() as u64;
-        if self.limit.is_some_and(|limit| self.received > limit) {
+        let received = self.received + data.len() as u64;
+        if self.limit.is_some_and(|limit| received > limit) {
             self.stop = Some(Stop::TooLarge);
             return Ok(0);
         }
+        if let Some(fetch) = self.fetch.as_ref().filter(|f| f.is_streaming()) {
+            // A paused piece comes again on resume: counted then.
+            if fetch.push(data) == Pushed::Pause {
+                return Err(WriteError::Pause);
+            }
+            self.received = received;
+            return Ok(data.len());
+        }
+        self.received = received;
         if let Some(file) = &mut self.sink {
             if let Err(e) = file.write_all(data) {
                 self.stop = Some(Stop::Output(e));
@@ -137,6 +151,22 @@ impl Handler for Collector {
         }
         self.body.extend_from_slice(data);
         Ok(data.len())
+    }
+
+    /// libcurl's counters, as bytes come off the wire (before decoding).
+    fn progress(&mut self, dltotal: f64, dlnow: f64, ultotal: f64, ulnow: f64) -> bool {
+        if let Some(fetch) = &self.fetch {
+            let total = |t: f64| (t > 0.0).then_some(t as u64);
+            let receive_total =
+                total(dltotal).or_else(|| self.handle.content_length().map(|l| l as u64));
+            fetch.set_progress(Progress {
+                received: dlnow as u64,
+                receive_total,
+                sent: ulnow as u64,
+                send_total: total(ultotal),
+            });
+        }
+        true
     }
 
     /// Sees every header line, of every response (1xx, redirects, the

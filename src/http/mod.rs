@@ -8,14 +8,18 @@
 
 mod collector;
 mod error;
+mod fetch;
 mod header_list;
 mod headers;
 mod options;
 mod pool;
 mod request;
+pub(crate) mod transfers;
 pub mod tunnel;
 
 pub use error::{ErrorKind, RequestError};
+pub use fetch::{configure, limits, Chunk, Fetch, Finished, Limits, Progress, State, STREAM_BOUND};
+pub(crate) use fetch::{FetchId, Job};
 pub use headers::ResponseHeaders;
 pub use options::{
     check_header_name, check_header_value, check_method, parse_url, Proxy, RequestOptions, Version,

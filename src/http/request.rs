@@ -8,7 +8,7 @@
 //! and 308 keep method and body, https never goes down to http, and
 //! `Authorization`, `Cookie` and `Host` are not sent on to another origin.
 
-use std::borrow::Cow;
+use std::borrow::Borrow;
 use std::ffi::{CStr, OsString};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -68,76 +68,154 @@ pub(super) fn is_redirect(status: u32) -> bool {
 /// Performs `options` on the calling thread and waits for the whole
 /// response. Safe to call from many threads at once.
 pub fn request(options: &RequestOptions) -> Result<Reply, RequestError> {
-    let (output, sink) = match &options.output {
-        Some(path) => Output::create(path).map(|(output, file)| (Some(output), Some(file)))?,
-        None => (None, None),
-    };
+    let mut exchange = Exchange::new(options, Instant::now())?;
     let mut easy = pool::take()
         .map_err(|e| RequestError::new(ErrorKind::Io, format!("cannot set up a transfer: {e}")))?;
-    let mut lists = Vec::new();
-    // A handle a contract call used last may still have its budget set.
-    let budget_set = easy.get_ref().target.as_ref().is_some_and(|t| t.budget.is_some());
-    let mut touched = Touched { budget: budget_set, ..Touched::default() };
-    let outcome = exchange(&mut easy, options, sink, &mut lists, &mut touched);
-    // Back to an idle GET: no pointer into `options` or `lists` remains.
-    let restored = restore(&mut easy, options, &touched);
-    let collector = easy.get_mut();
-    collector.plain();
-    collector.target = None;
-    collector.broken |= restored.is_err();
+    let outcome = match exchange.start(&mut easy) {
+        Ok(()) => loop {
+            let performed = easy.perform();
+            if let Some(outcome) = exchange.hop_done(&mut easy, performed) {
+                break outcome;
+            }
+        },
+        Err(e) => Err(e),
+    };
+    let outcome = exchange.finish(&mut easy, outcome);
     pool::give_back(easy);
-    drop(lists);
-    let reply = outcome?;
-    match output {
-        Some(output) => output.commit().map(|()| reply),
-        None => Ok(reply),
-    }
+    outcome
 }
 
-fn exchange(
-    easy: &mut Easy2<Collector>,
-    options: &RequestOptions,
-    sink: Option<File>,
-    lists: &mut Vec<HeaderList>,
-    touched: &mut Touched,
-) -> Result<Reply, RequestError> {
-    let started = Instant::now();
-    let fail = |e: curl::Error, easy: &Easy2<Collector>, url: &Endpoint, spent: Duration| {
-        error::describe_hop(&e, easy, url, options.timeout, spent)
-    };
-    apply(easy, options).map_err(|e| fail(e, easy, &options.url, Duration::ZERO))?;
-    let collector = easy.get_mut();
-    collector.headers = Some(ResponseHeaders::with_room());
-    collector.following = options.follow_redirects;
-    collector.limit = options.max_body_bytes;
-    collector.sink = sink;
-    // Borrowed from the options until a redirect changes them.
-    let mut url = Cow::Borrowed(&options.url);
-    let mut method = Cow::Borrowed(&*options.method);
-    let mut body = options.body.as_deref();
-    let mut dropped = Dropped::default();
-    let mut redirects = 0;
-    loop {
-        let spent = started.elapsed();
+/// One request from its first hop to its reply, driven hop by hop by
+/// whoever performs the handle: [`request`] on the caller's thread, or the
+/// I/O thread's transfers. `O` owns or borrows the options; the handle
+/// points into them (body, header lines) until [`Exchange::finish`].
+pub(crate) struct Exchange<O: Borrow<RequestOptions>> {
+    options: O,
+    started: Instant,
+    output: Option<Output>,
+    /// The current hop's URL once a redirect changed it.
+    url: Option<Endpoint>,
+    /// A redirect turned the method into a GET.
+    method_reset: bool,
+    dropped: Dropped,
+    redirects: u32,
+    /// Time spent before the current hop began.
+    spent: Duration,
+    /// Header lines of every hop, alive until the handle is restored.
+    lists: Vec<HeaderList>,
+    touched: Touched,
+}
+
+impl<O: Borrow<RequestOptions>> Exchange<O> {
+    /// A request that began at `started` (its budget counts from there),
+    /// with its output file created.
+    pub(crate) fn new(options: O, started: Instant) -> Result<Self, RequestError> {
+        let output = match &options.borrow().output {
+            Some(path) => Some(Output::create(path)?),
+            None => None,
+        };
+        Ok(Exchange {
+            options,
+            started,
+            output,
+            url: None,
+            method_reset: false,
+            dropped: Dropped::default(),
+            redirects: 0,
+            spent: Duration::ZERO,
+            lists: Vec::new(),
+            touched: Touched::default(),
+        })
+    }
+
+    pub(crate) fn options(&self) -> &RequestOptions {
+        self.options.borrow()
+    }
+
+    /// When the whole budget runs out, if there is one.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.options().timeout.map(|budget| self.started + budget)
+    }
+
+    /// Sets `easy` up for the request and aims it at the first hop.
+    pub(crate) fn start(&mut self, easy: &mut Easy2<Collector>) -> Result<(), RequestError> {
+        // A handle a contract call used last may still have its budget set.
+        self.touched.budget = easy.get_ref().target.as_ref().is_some_and(|t| t.budget.is_some());
+        let options = self.options.borrow();
+        apply(easy, options).map_err(|e| self.fail(e, easy))?;
+        let collector = easy.get_mut();
+        collector.headers = Some(ResponseHeaders::with_room());
+        collector.following = options.follow_redirects;
+        collector.limit = options.max_body_bytes;
+        collector.sink = self.output.as_mut().map(|output| output.file.take()).flatten();
+        self.aim(easy)
+    }
+
+    fn url(&self) -> &Endpoint {
+        self.url.as_ref().unwrap_or(&self.options().url)
+    }
+
+    fn method(&self) -> &str {
+        if self.method_reset {
+            "GET"
+        } else {
+            &self.options().method
+        }
+    }
+
+    fn fail(&self, e: curl::Error, easy: &Easy2<Collector>) -> RequestError {
+        error::describe_hop(&e, easy, self.url(), self.options().timeout, self.spent)
+    }
+
+    /// Aims `easy` at the current hop, within what is left of the budget.
+    fn aim(&mut self, easy: &mut Easy2<Collector>) -> Result<(), RequestError> {
+        let options = self.options.borrow();
+        self.spent = self.started.elapsed();
         let budget = match options.timeout {
-            Some(total) if spent >= total => return Err(error::out_of_budget(total)),
-            Some(total) => total - spent,
+            Some(total) if self.spent >= total => return Err(error::out_of_budget(total)),
+            Some(total) => total - self.spent,
             None => Duration::ZERO,
         };
-        let sent = sent_body(&method, body);
-        let headers = options.headers.iter().filter(|(name, _)| !dropped.drops(name));
+        let body = if self.dropped.body { None } else { options.body.as_deref() };
+        let sent = sent_body(self.method(), body);
+        let headers = options.headers.iter().filter(|(name, _)| !self.dropped.drops(name));
         let list = HeaderList::new(headers, sent.is_some())?;
-        let hop = Hop { url: &url, method: &method, body: sent, budget };
-        aim_hop(easy, &hop, &list, touched).map_err(|e| fail(e, easy, &url, spent))?;
-        lists.push(list);
+        let mut touched = std::mem::take(&mut self.touched);
+        let hop = Hop { url: self.url(), method: self.method(), body: sent, budget };
+        let aimed = aim_hop(easy, &hop, &list, &mut touched);
+        self.touched = touched;
+        aimed.map_err(|e| self.fail(e, easy))?;
+        self.lists.push(list);
         easy.get_mut().start_response();
-        let performed = easy.perform();
+        Ok(())
+    }
+
+    /// After a hop's transfer ended with `performed`: the request's outcome,
+    /// or `None` when `easy` is aimed at the next hop, to be performed.
+    pub(crate) fn hop_done(
+        &mut self,
+        easy: &mut Easy2<Collector>,
+        performed: Result<(), curl::Error>,
+    ) -> Option<Result<Reply, RequestError>> {
+        match self.next_hop(easy, performed) {
+            Ok(Some(reply)) => Some(Ok(reply)),
+            Ok(None) => self.aim(easy).err().map(Err),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    fn next_hop(
+        &mut self,
+        easy: &mut Easy2<Collector>,
+        performed: Result<(), curl::Error>,
+    ) -> Result<Option<Reply>, RequestError> {
+        let options = self.options.borrow();
         if let Some(stop) = easy.get_mut().stop.take() {
             return Err(stopped(stop, options));
         }
-        performed.map_err(|e| fail(e, easy, &url, spent))?;
+        performed.map_err(|e| self.fail(e, easy))?;
         if !easy.get_ref().headers_complete {
-            return Err(error::cut_in_headers(&url));
+            return Err(error::cut_in_headers(self.url()));
         }
         let status = easy.response_code().unwrap_or(0);
         let location = match options.follow_redirects && is_redirect(status) {
@@ -146,35 +224,55 @@ fn exchange(
         };
         let Some(location) = location else {
             let collector = easy.get_mut();
-            return Ok(Reply {
+            return Ok(Some(Reply {
                 status,
                 headers: collector.headers.take().unwrap_or_default(),
                 body: std::mem::take(&mut collector.body),
-                url: url.as_str().to_owned(),
-                redirects,
+                url: self.url().as_str().to_owned(),
+                redirects: self.redirects,
                 http_version: version_name(easy),
-                timings: timings(easy, spent),
-            });
+                timings: timings(easy, self.spent),
+            }));
         };
-        if redirects == options.max_redirects {
+        if self.redirects == options.max_redirects {
             return Err(RequestError::new(
                 ErrorKind::Redirect,
                 error::too_many_redirects(options.max_redirects),
             ));
         }
-        let next = redirect_target(&url, &location)?;
-        if !keeps_method(status, &method) {
-            if method != "HEAD" {
-                method = Cow::Borrowed("GET");
+        let next = redirect_target(self.url(), &location)?;
+        if !keeps_method(status, self.method()) {
+            if self.method() != "HEAD" {
+                self.method_reset = true;
             }
-            body = None;
-            dropped.body = true;
+            self.dropped.body = true;
         }
-        if !same_origin(&url, &next) {
-            dropped.origin = true;
+        if !same_origin(self.url(), &next) {
+            self.dropped.origin = true;
         }
-        url = Cow::Owned(next);
-        redirects += 1;
+        self.url = Some(next);
+        self.redirects += 1;
+        Ok(None)
+    }
+
+    /// Puts `easy` back to an idle GET (no pointer into the options or the
+    /// header lines remains) and commits the output file on success.
+    pub(crate) fn finish(
+        self,
+        easy: &mut Easy2<Collector>,
+        outcome: Result<Reply, RequestError>,
+    ) -> Result<Reply, RequestError> {
+        let restored = restore(easy, self.options.borrow(), &self.touched);
+        let collector = easy.get_mut();
+        collector.plain();
+        collector.target = None;
+        collector.broken |= restored.is_err();
+        drop(self.lists);
+        let reply = outcome?;
+        match self.output {
+            Some(output) => output.commit().map(|()| reply),
+            None => Ok(reply),
+        }
     }
 }
 
@@ -442,18 +540,20 @@ fn timings(easy: &Easy2<Collector>, before: Duration) -> Timings {
 struct Output {
     part: PathBuf,
     path: PathBuf,
+    /// The open `.part` file, until the transfer takes it.
+    file: Option<File>,
 }
 
 impl Output {
-    /// The output and the file the transfer writes to.
-    fn create(path: &Path) -> Result<(Output, File), RequestError> {
+    /// The output, its `.part` file open.
+    fn create(path: &Path) -> Result<Output, RequestError> {
         let mut part = OsString::from(path.as_os_str());
         part.push(".part");
         let part = PathBuf::from(part);
         let file = File::create(&part).map_err(|e| {
             RequestError::new(ErrorKind::Io, format!("cannot create '{}': {e}", part.display()))
         })?;
-        Ok((Output { part, path: path.to_owned() }, file))
+        Ok(Output { part, path: path.to_owned(), file: Some(file) })
     }
 
     fn commit(mut self) -> Result<(), RequestError> {
@@ -546,12 +646,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("body");
         std::fs::write(&path, b"old").unwrap();
-        let (failed, _) = Output::create(&path).unwrap();
+        let failed = Output::create(&path).unwrap();
         assert!(dir.join("body.part").exists());
         drop(failed);
         assert!(!dir.join("body.part").exists());
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
-        let (done, mut file) = Output::create(&path).unwrap();
+        let mut done = Output::create(&path).unwrap();
+        let mut file = done.file.take().unwrap();
         std::io::Write::write_all(&mut file, b"new").unwrap();
         drop(file);
         done.commit().unwrap();

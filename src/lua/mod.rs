@@ -7,6 +7,7 @@
 
 pub(crate) mod args;
 pub(crate) mod boundary;
+mod fetch;
 mod http;
 mod json;
 mod request;
@@ -14,13 +15,15 @@ mod ws;
 
 use std::ffi::{c_int, CStr};
 
-use boundary::{lua_CFunction, lua_State, Kind, Raw};
+use boundary::{lua_CFunction, lua_State, Kind, Raw, Upvalues};
 
 /// Module functions, each also set as the contract's global name.
 const FUNCTIONS: &[(&CStr, Option<&CStr>, lua_CFunction)] = &[
     (c"http_get", Some(c"net_http_get"), http::http_get),
     (c"http_post", Some(c"net_http_post"), http::http_post),
     (c"request", None, request::net_request),
+    (c"fetch", None, fetch::net_fetch),
+    (c"configure", None, fetch::net_configure),
     (c"ws_connect", Some(c"ws_connect"), ws::ws_connect),
     (c"json_encode", None, json::json_encode),
     (c"json_decode", None, json::json_decode),
@@ -48,14 +51,25 @@ pub unsafe extern "C-unwind" fn luaopen_net(L: *mut lua_State) -> c_int {
 
 /// A raw frame: owns nothing, calls only [`Raw`].
 fn open_module(raw: Raw) -> c_int {
-    raw.reserve(8);
+    raw.reserve(10);
     raw.push_trampoline();
     let trampoline = raw.top();
-    let metatable = register_ws_metatable(raw, trampoline);
+    let ws_created = raw.new_metatable(ws::METATABLE);
+    let ws_metatable = raw.top();
+    let request_created = raw.new_metatable(fetch::METATABLE);
+    let request_metatable = raw.top();
+    let upvalues = Upvalues { ws_metatable, trampoline, request_metatable };
+    if ws_created {
+        fill_metatable(raw, upvalues, ws_metatable, ws::METATABLE, ws::METHODS, ws::METAMETHODS);
+    }
+    if request_created {
+        let (name, methods, metamethods) = (fetch::METATABLE, fetch::METHODS, fetch::METAMETHODS);
+        fill_metatable(raw, upvalues, request_metatable, name, methods, metamethods);
+    }
     raw.create_table(0, FUNCTIONS.len() + 2);
     let module = raw.top();
     for (field, global, function) in FUNCTIONS {
-        raw.push_function(*function, metatable, trampoline);
+        raw.push_function(*function, upvalues);
         if let Some(global) = global {
             raw.push_copy(-1);
             raw.set_global(global);
@@ -78,28 +92,32 @@ fn open_module(raw: Raw) -> c_int {
     1
 }
 
-/// Pushes the `net_ws` metatable, made once per state (a second
-/// `luaopen_net` reuses it), and returns its index. Its methods (in
-/// `__index`) and metamethods are luanet closures. `__metatable` keeps
-/// `getmetatable(ws)` from handing out `__gc`: it returns `"net_ws"`.
-fn register_ws_metatable(raw: Raw, trampoline: c_int) -> c_int {
-    let created = raw.new_metatable(ws::METATABLE);
-    let metatable = raw.top();
-    if created {
-        for (name, function) in ws::METAMETHODS {
-            raw.push_function(*function, metatable, trampoline);
-            raw.set_field(metatable, name);
-        }
-        raw.create_table(0, ws::METHODS.len());
-        for (name, function) in ws::METHODS {
-            raw.push_function(*function, metatable, trampoline);
-            raw.set_field(-2, name);
-        }
-        raw.set_field(metatable, c"__index");
-        raw.push_bytes(ws::METATABLE.to_bytes());
-        raw.set_field(metatable, c"__name");
-        raw.push_bytes(ws::METATABLE.to_bytes());
-        raw.set_field(metatable, c"__metatable");
+/// Methods or metamethods, each a luanet closure.
+type Functions = &'static [(&'static CStr, lua_CFunction)];
+
+/// Fills a metatable made once per state (a second `luaopen_net` reuses
+/// it): its methods (in `__index`) and metamethods. `__metatable` keeps
+/// `getmetatable(obj)` from handing out `__gc`: it returns the name.
+fn fill_metatable(
+    raw: Raw,
+    upvalues: Upvalues,
+    metatable: c_int,
+    name: &CStr,
+    methods: Functions,
+    metamethods: Functions,
+) {
+    for (field, function) in metamethods {
+        raw.push_function(*function, upvalues);
+        raw.set_field(metatable, field);
     }
-    metatable
+    raw.create_table(0, methods.len());
+    for (field, function) in methods {
+        raw.push_function(*function, upvalues);
+        raw.set_field(-2, field);
+    }
+    raw.set_field(metatable, c"__index");
+    raw.push_bytes(name.to_bytes());
+    raw.set_field(metatable, c"__name");
+    raw.push_bytes(name.to_bytes());
+    raw.set_field(metatable, c"__metatable");
 }

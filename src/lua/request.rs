@@ -23,6 +23,14 @@ lua_function!(
 const NAME: &str = "net.request";
 const CALLEE: &Callee = &Callee::function(NAME);
 
+/// An option of a function's table, for error messages.
+#[derive(Clone, Copy)]
+pub(super) struct Opt {
+    /// The function, as scripts call it.
+    name: &'static str,
+    key: &'static str,
+}
+
 /// The option table's keys.
 const KEYS: &[&str] = &[
     "url",
@@ -50,26 +58,34 @@ fn request(lua: &mut Lua) -> Result<c_int, Failure> {
     // Table walks nest three deep: key and value, a header's key and
     // value, and a pair's two fields.
     lua.reserve(8)?;
-    let options = read_options(lua, 1)?;
+    let (options, _) = read_options(lua, 1, NAME, false)?;
     let outcome = http::request(&options);
     push_outcome(lua, &outcome)
 }
 
 /// A bad value for option `key`.
-fn bad(key: &str, problem: impl std::fmt::Display) -> Failure {
-    Failure::Message(format!("bad option '{key}' to '{NAME}' ({problem})"))
+fn bad(key: Opt, problem: impl std::fmt::Display) -> Failure {
+    Failure::Message(format!("bad option '{}' to '{}' ({problem})", key.key, key.name))
 }
 
 /// "`expected` expected, got <type of the value on top>".
-fn wrong_type(lua: &Lua, key: &str, expected: &str) -> Failure {
+fn wrong_type(lua: &Lua, key: Opt, expected: &str) -> Failure {
     bad(key, format!("{expected} expected, got {}", lua.kind(-1).name()))
 }
 
 /// The most of an unknown key an error message quotes.
 const QUOTED_KEY_BYTES: usize = 64;
 
-fn read_options(lua: &Lua, table: c_int) -> Result<RequestOptions, Failure> {
-    let mut options = RequestOptions::get(find_url(lua, table)?);
+/// Reads the option table at `table` for the function `name`; with
+/// `streams`, the `stream` flag too (false when absent).
+pub(super) fn read_options(
+    lua: &Lua,
+    table: c_int,
+    name: &'static str,
+    streams: bool,
+) -> Result<(RequestOptions, bool), Failure> {
+    let mut options = RequestOptions::get(find_url(lua, table, name)?);
+    let mut stream = false;
     lua.push_nil();
     while lua.next(table) {
         let key = match lua.string(-2) {
@@ -77,48 +93,54 @@ fn read_options(lua: &Lua, table: c_int) -> Result<RequestOptions, Failure> {
             _ => {
                 let got = lua.kind(-2).name();
                 return Err(Failure::Message(format!(
-                    "bad option key to '{NAME}' (string expected, got {got})"
+                    "bad option key to '{name}' (string expected, got {got})"
                 )));
             }
         };
+        if streams && key == b"stream" {
+            stream = flag(lua, Opt { name, key: "stream" })?;
+            lua.pop(1);
+            continue;
+        }
         let Some(&key) = KEYS.iter().find(|k| k.as_bytes() == key) else {
             let shown = String::from_utf8_lossy(&key[..key.len().min(QUOTED_KEY_BYTES)]);
-            return Err(Failure::Message(format!("bad option '{shown}' to '{NAME}'")));
+            return Err(Failure::Message(format!("bad option '{shown}' to '{name}'")));
         };
-        set_option(lua, &mut options, key)?;
+        set_option(lua, &mut options, Opt { name, key })?;
         lua.pop(1);
     }
     options
         .check()
-        .map_err(|problem| Failure::Message(format!("bad options to '{NAME}' ({problem})")))?;
-    Ok(options)
+        .map_err(|problem| Failure::Message(format!("bad options to '{name}' ({problem})")))?;
+    Ok((options, stream))
 }
 
 /// The `url` option, which every request needs.
-fn find_url(lua: &Lua, table: c_int) -> Result<Endpoint, Failure> {
+fn find_url(lua: &Lua, table: c_int, name: &'static str) -> Result<Endpoint, Failure> {
+    let key = Opt { name, key: "url" };
     lua.push_nil();
     while lua.next(table) {
         if lua.kind(-2) == Kind::String && lua.string(-2) == Some(b"url") {
-            let url = text(lua, "url")?;
+            let url = text(lua, key)?;
             let url =
-                std::str::from_utf8(url).map_err(|_| bad("url", "string is not valid UTF-8"))?;
-            let endpoint = http::parse_url(url).map_err(|e| bad("url", e))?;
+                std::str::from_utf8(url).map_err(|_| bad(key, "string is not valid UTF-8"))?;
+            let endpoint = http::parse_url(url).map_err(|e| bad(key, e))?;
             lua.pop(2);
             return Ok(endpoint);
         }
         lua.pop(1);
     }
-    Err(bad("url", "string expected, got nil"))
+    Err(bad(key, "string expected, got nil"))
 }
 
 /// Reads the value on top into the option `key`.
-fn set_option(lua: &Lua, options: &mut RequestOptions, key: &'static str) -> Result<(), Failure> {
-    match key {
+fn set_option(lua: &Lua, options: &mut RequestOptions, key: Opt) -> Result<(), Failure> {
+    match key.key {
         "url" => {}
         "method" => {
             options.method = http::check_method(text(lua, key)?).map_err(|e| bad(key, e))?.into()
         }
-        "headers" => options.headers = read_headers(lua)?,
+        "headers" => options.headers = read_headers(lua, key)?,
         "body" => options.body = Some(text(lua, key)?.to_vec()),
         "timeout_ms" => options.timeout = milliseconds(lua, key)?,
         "connect_timeout_ms" => options.connect_timeout = milliseconds(lua, key)?,
@@ -158,14 +180,14 @@ fn set_option(lua: &Lua, options: &mut RequestOptions, key: &'static str) -> Res
 
 /// The string on top (no number conversion: that would change the value
 /// under the table walk).
-fn text<'a>(lua: &'a Lua, key: &str) -> Result<&'a [u8], Failure> {
+fn text<'a>(lua: &'a Lua, key: Opt) -> Result<&'a [u8], Failure> {
     match lua.kind(-1) {
         Kind::String => Ok(lua.string(-1).unwrap_or_default()),
         _ => Err(wrong_type(lua, key, "string")),
     }
 }
 
-fn flag(lua: &Lua, key: &str) -> Result<bool, Failure> {
+fn flag(lua: &Lua, key: Opt) -> Result<bool, Failure> {
     match lua.kind(-1) {
         Kind::Boolean => Ok(lua.boolean(-1)),
         _ => Err(wrong_type(lua, key, "boolean")),
@@ -173,7 +195,7 @@ fn flag(lua: &Lua, key: &str) -> Result<bool, Failure> {
 }
 
 /// A timeout under the [`crate::timeout`] rule.
-fn milliseconds(lua: &Lua, key: &str) -> Result<Option<std::time::Duration>, Failure> {
+fn milliseconds(lua: &Lua, key: Opt) -> Result<Option<std::time::Duration>, Failure> {
     if lua.kind(-1) != Kind::Number {
         return Err(wrong_type(lua, key, "number"));
     }
@@ -182,7 +204,7 @@ fn milliseconds(lua: &Lua, key: &str) -> Result<Option<std::time::Duration>, Fai
 }
 
 /// A whole number from 0 to `max`.
-fn count(lua: &Lua, key: &str, max: u64) -> Result<u64, Failure> {
+fn count(lua: &Lua, key: Opt, max: u64) -> Result<u64, Failure> {
     if lua.kind(-1) != Kind::Number {
         return Err(wrong_type(lua, key, "number"));
     }
@@ -194,7 +216,7 @@ fn count(lua: &Lua, key: &str, max: u64) -> Result<u64, Failure> {
 }
 
 /// A file name: a non-empty string without NUL.
-fn path(lua: &Lua, key: &str) -> Result<PathBuf, Failure> {
+fn path(lua: &Lua, key: Opt) -> Result<PathBuf, Failure> {
     let name = text(lua, key)?;
     if name.is_empty() || name.contains(&0) {
         return Err(bad(key, "a file name without NUL expected"));
@@ -205,10 +227,9 @@ fn path(lua: &Lua, key: &str) -> Result<PathBuf, Failure> {
 /// `headers`: a table of name = value, and of {name, value} pairs in
 /// array order (for repeated names). Pairs are sent first, in order, then
 /// the named ones sorted by name, so a request is the same every time.
-fn read_headers(lua: &Lua) -> Result<Vec<(String, Vec<u8>)>, Failure> {
-    const KEY: &str = "headers";
+fn read_headers(lua: &Lua, key: Opt) -> Result<Vec<(String, Vec<u8>)>, Failure> {
     if lua.kind(-1) != Kind::Table {
-        return Err(wrong_type(lua, KEY, "table"));
+        return Err(wrong_type(lua, key, "table"));
     }
     let table = lua.absolute(-1);
     let mut pairs: Vec<(i64, String, Vec<u8>)> = Vec::new();
@@ -218,18 +239,18 @@ fn read_headers(lua: &Lua) -> Result<Vec<(String, Vec<u8>)>, Failure> {
         match lua.kind(-2) {
             Kind::String => {
                 let name = lua.string(-2).unwrap_or_default();
-                let name = http::check_header_name(name).map_err(|e| bad(KEY, e))?;
-                let value = header_value(lua, &name)?;
+                let name = http::check_header_name(name).map_err(|e| bad(key, e))?;
+                let value = header_value(lua, key, &name)?;
                 named.push((name, value));
             }
             Kind::Number if lua.integer(-2).is_some_and(|i| i >= 1) => {
                 let index = lua.integer(-2).unwrap_or_default();
-                let (name, value) = header_pair(lua, index)?;
+                let (name, value) = header_pair(lua, key, index)?;
                 pairs.push((index, name, value));
             }
             other => {
                 return Err(bad(
-                    KEY,
+                    key,
                     format!("names or {{name, value}} pairs expected, got a {} key", other.name()),
                 ));
             }
@@ -245,9 +266,8 @@ fn read_headers(lua: &Lua) -> Result<Vec<(String, Vec<u8>)>, Failure> {
 }
 
 /// The pair `{name, value}` on top, entry `index` of `headers`.
-fn header_pair(lua: &Lua, index: i64) -> Result<(String, Vec<u8>), Failure> {
-    const KEY: &str = "headers";
-    let not_a_pair = || bad(KEY, format!("entry {index} is not a {{name, value}} pair"));
+fn header_pair(lua: &Lua, key: Opt, index: i64) -> Result<(String, Vec<u8>), Failure> {
+    let not_a_pair = || bad(key, format!("entry {index} is not a {{name, value}} pair"));
     if lua.kind(-1) != Kind::Table {
         return Err(not_a_pair());
     }
@@ -255,7 +275,7 @@ fn header_pair(lua: &Lua, index: i64) -> Result<(String, Vec<u8>), Failure> {
     lua.push_raw_index(pair, 1);
     let name = match lua.kind(-1) {
         Kind::String => {
-            http::check_header_name(lua.string(-1).unwrap_or_default()).map_err(|e| bad(KEY, e))?
+            http::check_header_name(lua.string(-1).unwrap_or_default()).map_err(|e| bad(key, e))?
         }
         _ => return Err(not_a_pair()),
     };
@@ -264,30 +284,33 @@ fn header_pair(lua: &Lua, index: i64) -> Result<(String, Vec<u8>), Failure> {
     if !matches!(lua.kind(-1), Kind::String | Kind::Number) {
         return Err(not_a_pair());
     }
-    let value = header_value(lua, &name)?;
+    let value = header_value(lua, key, &name)?;
     lua.pop(1);
     Ok((name, value))
 }
 
 /// A header value on top: a string, or an integer written in decimal.
-fn header_value(lua: &Lua, name: &str) -> Result<Vec<u8>, Failure> {
+fn header_value(lua: &Lua, key: Opt, name: &str) -> Result<Vec<u8>, Failure> {
     let value = match (lua.kind(-1), lua.integer(-1)) {
         (Kind::String, _) => lua.string(-1).unwrap_or_default().to_vec(),
         (Kind::Number, Some(n)) => n.to_string().into_bytes(),
         _ => {
             let got = lua.kind(-1).name();
             return Err(bad(
-                "headers",
+                key,
                 format!("the value of header '{name}' must be a string, got {got}"),
             ));
         }
     };
-    http::check_header_value(name, &value).map_err(|e| bad("headers", e))?;
+    http::check_header_value(name, &value).map_err(|e| bad(key, e))?;
     Ok(value)
 }
 
 /// The result table, or `nil, message, kind`.
-fn push_outcome(lua: &mut Lua, outcome: &Result<Reply, RequestError>) -> Result<c_int, Failure> {
+pub(super) fn push_outcome(
+    lua: &mut Lua,
+    outcome: &Result<Reply, RequestError>,
+) -> Result<c_int, Failure> {
     match outcome {
         Ok(reply) => {
             let headers = &reply.headers;

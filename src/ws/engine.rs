@@ -1,9 +1,13 @@
-//! The I/O thread: one thread moves frames for every open socket, waiting
-//! on epoll (mio) for all of them at once.
+//! The I/O thread: one thread moves frames for every open socket and runs
+//! every non-blocking HTTP request ([`crate::http::transfers`]), waiting on
+//! epoll (mio) for all of them at once, with one timer for what is due
+//! next (closing handshakes, libcurl's timer, request budgets).
 //!
 //! Lifetime rules:
-//! - The thread starts with the first socket and exits once no socket is
-//!   left, so an idle process has no luanet thread.
+//! - The thread starts with the first socket or request and exits once no
+//!   socket and no request is left (after [`REQUEST_LINGER`], so that the
+//!   next burst of requests finds its connections open), so an idle
+//!   process has no luanet thread.
 //! - The thread only ever runs library code, which stays mapped for the
 //!   life of the process (see `crate::lifetime`), so a host may `lua_close`
 //!   and `dlclose` with sockets still closing.
@@ -40,7 +44,9 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::{Bytes, Error, Message, WebSocket};
 
 use super::{error, Inbox, Outgoing, Polled, CLOSE_TIMEOUT, DETACH_LIMIT, MAX_MESSAGE_SIZE};
+use crate::http::transfers::{Transfers, SOCKET_TOKEN};
 use crate::http::tunnel::Tunnel;
+use crate::http::{FetchId, Job};
 
 /// Identifies a socket to the I/O thread (its mio token).
 pub(super) type SocketId = usize;
@@ -93,12 +99,19 @@ const POLLER_MAX_WAIT: Duration = Duration::from_millis(100);
 const INLINE_CONTROL_FRAMES: usize = 16;
 /// How soon a socket whose wire a script held gets its turn again.
 const BUSY_RETRY: Duration = Duration::from_millis(1);
+/// How long the thread stays, its HTTP connections open, once the last
+/// request ended and no socket is left.
+pub(crate) const REQUEST_LINGER: Duration = Duration::from_secs(2);
 
 enum Command {
     Register(SocketId, Wire, Arc<Inbox>, std::os::fd::RawFd),
     Close(SocketId, u16),
     /// A read on the script's thread handed something over.
     Pump(SocketId),
+    Fetch(Box<Job>),
+    CancelFetch(FetchId),
+    /// A streaming request's script read its buffer: go on receiving.
+    ResumeFetch(FetchId),
 }
 
 /// How scripts reach the running I/O thread.
@@ -175,6 +188,31 @@ pub(super) fn send(wire: &Wire, inbox: &Inbox, message: Outgoing) -> Result<(), 
             Err(super::CLOSED.to_owned())
         }
         Err(e) => Err(error::describe(&e)),
+    }
+}
+
+/// Hands a request to the I/O thread, starting it if needed.
+pub(crate) fn fetch(job: Job) -> Result<(), String> {
+    crate::lifetime::watch_fork();
+    let mut engine = engine();
+    if engine.is_none() {
+        *engine = Some(start().map_err(|e| format!("could not start the I/O thread: {e}"))?);
+    }
+    submit(engine.as_ref().expect("started above"), Command::Fetch(Box::new(job)));
+    Ok(())
+}
+
+/// Drops a request the script cancelled.
+pub(crate) fn cancel_fetch(id: FetchId) {
+    if let Some(handle) = engine().as_ref() {
+        submit(handle, Command::CancelFetch(id));
+    }
+}
+
+/// Lets a paused streaming request go on.
+pub(crate) fn resume_fetch(id: FetchId) {
+    if let Some(handle) = engine().as_ref() {
+        submit(handle, Command::ResumeFetch(id));
     }
 }
 
@@ -274,6 +312,11 @@ struct IoThread {
     /// Sockets with input left for their polling script: when the I/O
     /// thread looks again, and since when the input waits.
     deferred: HashMap<SocketId, (Instant, Instant)>,
+    /// The HTTP requests, from the first one until [`REQUEST_LINGER`] after
+    /// the last.
+    transfers: Option<Transfers>,
+    /// When the last request ended, while none is in flight.
+    requests_idle_since: Option<Instant>,
 }
 
 impl IoThread {
@@ -287,7 +330,14 @@ impl IoThread {
             busy: HashSet::new(),
             busy_output: HashSet::new(),
             deferred: HashMap::new(),
+            transfers: None,
+            requests_idle_since: None,
         }
+    }
+
+    /// When the idle request engine goes, its connections closed.
+    fn linger_deadline(&self) -> Option<Instant> {
+        self.requests_idle_since.map(|since| since + REQUEST_LINGER)
     }
 
     fn run(mut self) {
@@ -296,11 +346,14 @@ impl IoThread {
             let timeout = if self.unfinished.is_empty() {
                 let retry = (!self.busy.is_empty() || !self.busy_output.is_empty())
                     .then(|| Instant::now() + BUSY_RETRY);
+                let requests = self.transfers.as_ref().and_then(Transfers::deadline);
                 self.connections
                     .values()
                     .filter_map(|c| c.closing_deadline)
                     .chain(self.deferred.values().map(|&(deadline, _)| deadline))
                     .chain(retry)
+                    .chain(requests)
+                    .chain(self.linger_deadline())
                     .min()
                     .map(|deadline| deadline.saturating_duration_since(Instant::now()))
             } else {
@@ -318,9 +371,16 @@ impl IoThread {
                 self.flush_waiting(id);
             }
             let mut commands = false;
+            let mut request_events = Vec::new();
             for event in events.iter() {
                 match event.token() {
                     WAKE => commands = true,
+                    Token(token) if token & SOCKET_TOKEN != 0 => request_events.push((
+                        token,
+                        event.is_readable() || event.is_read_closed(),
+                        event.is_writable() || event.is_write_closed(),
+                        event.is_error(),
+                    )),
                     Token(id)
                         if event.is_readable() || event.is_read_closed() || event.is_error() =>
                     {
@@ -344,9 +404,29 @@ impl IoThread {
                 self.pump(id);
             }
             self.release_finished();
-            if self.connections.is_empty() && self.try_exit() {
+            self.run_requests(request_events);
+            if self.connections.is_empty() && self.transfers.is_none() && self.try_exit() {
                 return;
             }
+        }
+    }
+
+    /// Hands libcurl its socket events and what is due, and drops the
+    /// request engine once it has been idle for [`REQUEST_LINGER`].
+    fn run_requests(&mut self, events: Vec<(usize, bool, bool, bool)>) {
+        let Some(transfers) = self.transfers.as_mut() else { return };
+        for (token, readable, writable, error) in events {
+            transfers.on_socket(token, readable, writable, error);
+        }
+        transfers.on_time();
+        if !transfers.is_idle() {
+            self.requests_idle_since = None;
+            return;
+        }
+        let since = *self.requests_idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= REQUEST_LINGER {
+            self.transfers = None;
+            self.requests_idle_since = None;
         }
     }
 
@@ -426,6 +506,32 @@ impl IoThread {
                 }
             }
             Command::Pump(id) => self.pump(id),
+            Command::Fetch(job) => {
+                if self.transfers.is_none() {
+                    match Transfers::new(self.poll.registry()) {
+                        Ok(transfers) => self.transfers = Some(transfers),
+                        Err(e) => {
+                            job.shared.finish(Err(crate::http::RequestError::new(
+                                crate::http::ErrorKind::Io,
+                                format!("cannot start the request engine: {e}"),
+                            )));
+                            return;
+                        }
+                    }
+                }
+                self.requests_idle_since = None;
+                self.transfers.as_mut().expect("made above").add(*job);
+            }
+            Command::CancelFetch(id) => {
+                if let Some(transfers) = self.transfers.as_mut() {
+                    transfers.cancel(id);
+                }
+            }
+            Command::ResumeFetch(id) => {
+                if let Some(transfers) = self.transfers.as_mut() {
+                    transfers.resume(id);
+                }
+            }
         }
     }
 
@@ -494,7 +600,7 @@ impl IoThread {
             self.apply(command);
             applied = true;
         }
-        if applied || !self.connections.is_empty() {
+        if applied || !self.connections.is_empty() || self.transfers.is_some() {
             return false;
         }
         *engine = None;

@@ -7,7 +7,7 @@
 //! `engine::read_inline`): no hand-off between threads per message.
 
 mod connect;
-mod engine;
+pub(crate) mod engine;
 mod error;
 mod inbox;
 

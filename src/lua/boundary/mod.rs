@@ -115,12 +115,23 @@ pub(crate) const fn upvalue(n: c_int) -> c_int {
 }
 
 /// Upvalues every luanet closure carries (see [`Raw::push_function`]).
-const UPVALUES: c_int = 2;
+const UPVALUES: c_int = 3;
 /// Upvalue 1: the `net_ws` metatable, how methods recognise their `self`.
 pub(crate) const WS_METATABLE: c_int = upvalue(1);
 /// Upvalue 2: the trampoline of protected sections, for the ABIs where
 /// pushing a C function allocates.
 const TRAMPOLINE: c_int = upvalue(2);
+/// Upvalue 3: the `net_request` metatable.
+pub(crate) const REQUEST_METATABLE: c_int = upvalue(3);
+
+/// Where the values a luanet closure carries are on the stack while the
+/// module is built.
+#[derive(Clone, Copy)]
+pub(crate) struct Upvalues {
+    pub(crate) ws_metatable: c_int,
+    pub(crate) trampoline: c_int,
+    pub(crate) request_metatable: c_int,
+}
 
 /// The Lua state as a function body sees it: calls that cannot raise take
 /// `&self`; calls that can raise take `&mut self` and run protected.
@@ -473,17 +484,13 @@ impl Raw {
     }
 
     /// Pushes `function` as a luanet closure: upvalue 1 is the `net_ws`
-    /// metatable at `metatable`, upvalue 2 the trampoline at `trampoline`
-    /// (both from [`Raw::new_metatable`] and [`Raw::push_trampoline`]).
-    pub(crate) fn push_function(
-        self,
-        function: lua_CFunction,
-        metatable: c_int,
-        trampoline: c_int,
-    ) {
+    /// metatable, upvalue 2 the trampoline, upvalue 3 the `net_request`
+    /// metatable (from [`Raw::new_metatable`] and [`Raw::push_trampoline`]).
+    pub(crate) fn push_function(self, function: lua_CFunction, upvalues: Upvalues) {
         unsafe {
-            lua_pushvalue(self.state, metatable);
-            lua_pushvalue(self.state, trampoline);
+            lua_pushvalue(self.state, upvalues.ws_metatable);
+            lua_pushvalue(self.state, upvalues.trampoline);
+            lua_pushvalue(self.state, upvalues.request_metatable);
             lua_pushcclosure(self.state, function, UPVALUES);
         }
     }
