@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """luanet's benchmarks, side by side with the peers a user would pick.
 
-    python3 benches/run.py [--runs N] [--smoke] [--out DIR]
+    python3 benches/run.py [--runs N] [--smoke] [--out DIR] [--cases a,b]
 
 Run through scripts/bench.sh, which builds and installs everything first.
 Every client runs as its own process against local servers on loopback:
@@ -17,6 +17,16 @@ interpreter that peer supports.
 Writes DIR/benchmarks.md and DIR/benchmarks.svg (docs/ by default).
 --smoke runs every case once with tiny counts, to keep the harness working
 (the test command does this); its numbers mean nothing.
+--cases a,b runs only those cases (names below), and then writes to
+build/bench-cases unless --out says otherwise, so that docs/ keeps the
+full report.
+
+The fetch_* cases measure the non-blocking requests (net.fetch). Run
+without --cases on a luanet that has no net.fetch yet, they are skipped
+(said on stderr and in the report); named in --cases, they must run.
+HTTP/2 goes to nginx over TLS with a self-signed certificate made at run
+time (clients do not verify it); the slow requests go to /trickle, which
+nginx sends at 16 bytes a second, so that they stay pending.
 """
 
 import argparse
@@ -71,6 +81,9 @@ LUASOCKET = lua_client("LuaSocket+LuaSec", "luasocket.lua", "lua5.4")
 LUAHTTP = lua_client("lua-http", "luahttp.lua", "lua5.3")
 LUACURL = lua_client("lua-curl", "luacurl.lua", "lua5.2")
 CURL_C = Client("libcurl", "C", (os.path.join(BUILD, "bench", "curl_client"),))
+CURL_MULTI = Client("libcurl multi", "C", (os.path.join(BUILD, "bench", "curl_multi"),))
+# The luanet client running a loop without the call it measures.
+LUANET_54_LOOP = lua_client("luanet, empty loop", "luanet.lua", "lua5.4", "lua54")
 CURL_CLI = Client("curl", "CLI", ("curl",))
 TUNGSTENITE = Client("tungstenite", "Rust", (os.path.join(TARGET, "ws_client"),))
 
@@ -153,11 +166,17 @@ def wait_for_port(port, what, timeout=10):
     raise RuntimeError(f"{what} did not start on port {port}")
 
 
+# worker_connections: fetch_many holds 10,000 connections at once.
+# /trickle: a slow answer (16 bytes a second, headers included), for requests
+# that must stay pending; a byte a second would trip a client's low-speed
+# limit of 1 byte/s. The TLS port speaks HTTP/2 (`listen ... ssl http2`
+# works on nginx 1.22 as on later ones, which warn that it is deprecated).
 NGINX_CONF = """
 worker_processes 1;
+worker_rlimit_nofile 65536;
 error_log {tmp}/error.log warn;
 pid {tmp}/nginx.pid;
-events {{ worker_connections 1024; }}
+events {{ worker_connections 16384; }}
 http {{
     access_log off;
     client_body_temp_path {tmp}/body;
@@ -170,8 +189,12 @@ http {{
     sendfile on;
     server {{
         listen 127.0.0.1:{port};
+        listen 127.0.0.1:{tls_port} ssl http2;
+        ssl_certificate {tmp}/cert.pem;
+        ssl_certificate_key {tmp}/key.pem;
         root {tmp}/www;
         location = /small {{ default_type text/plain; return 200 "hello from nginx"; }}
+        location = /trickle {{ default_type application/octet-stream; limit_rate 16; }}
         location = /upload {{
             client_max_body_size 16m;
             client_body_buffer_size 2m;
@@ -184,12 +207,14 @@ http {{
 
 
 class Servers:
-    """nginx and the WebSocket echo server, in a temporary directory."""
+    """nginx (HTTP on self.http, HTTPS with HTTP/2 on self.https) and, with
+    ws, the WebSocket echo server (self.ws), in a temporary directory."""
 
-    def __init__(self, big_bytes):
+    def __init__(self, big_bytes, ws=True):
         self.tmp = tempfile.mkdtemp(prefix="luanet-bench-")
         self.procs = []
         self.big_bytes = big_bytes
+        self.with_ws = ws
 
     def __enter__(self):
         www = os.path.join(self.tmp, "www")
@@ -201,13 +226,26 @@ class Servers:
             while left > 0:
                 f.write(block[: min(left, len(block))])
                 left -= len(block)
-        port = free_port()
+        with open(os.path.join(www, "trickle"), "wb") as f:
+            f.write(bytes(range(256)) * 4096)  # 1 MiB: days at 16 bytes a second
+        # A throwaway certificate for the TLS port; nobody verifies it.
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", os.path.join(self.tmp, "key.pem"), "-out", os.path.join(self.tmp, "cert.pem"),
+             "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        port, tls_port = free_port(), free_port()
         conf = os.path.join(self.tmp, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(tmp=self.tmp, port=port))
+            f.write(NGINX_CONF.format(tmp=self.tmp, port=port, tls_port=tls_port))
         self.start(["nginx", "-p", self.tmp, "-c", conf, "-g", "daemon off;"])
         wait_for_port(port, "nginx")
+        wait_for_port(tls_port, "nginx (TLS)")
         self.http = f"http://127.0.0.1:{port}"
+        self.https = f"https://127.0.0.1:{tls_port}"
+        if not self.with_ws:
+            return self
 
         port_file = os.path.join(self.tmp, "ws.port")
         self.start([os.path.join(TARGET, "ws_echo_server"), port_file])
@@ -249,6 +287,7 @@ class Result:
     series: list
     comparisons: list  # (text, value, goal text, met)
     notes: list = field(default_factory=list)
+    tables: list = field(default_factory=list)  # extra tables: (header cells, rows of cells)
 
 
 def measure_rates(clients, args_for, count, runs, per="ops"):
@@ -451,11 +490,138 @@ def case_idle(servers, scale, runs):
         _, rss, c = run_measured(LUANET_54, ["idle", url, count])
         threads_added = int(c["threads_after"]) - int(c["threads_before"])
         per_socket = (int(c["rss_after_kb"]) - int(c["rss_before_kb"])) / count
-        rows.append((count, c["threads_before"], c["threads_after"], per_socket))
+        rows.append((f"{count:,}", c["threads_before"], c["threads_after"], f"{per_socket:.1f} KiB"))
         comparisons.append((f"{count:,} idle sockets: library threads added", threads_added, "1 (fixed)", threads_added == 1))
         comparisons.append((f"{count:,} idle sockets: RSS per socket, KiB", per_socket, "≤ 64", per_socket <= 64))
     result = Result("Idle WebSockets (Lua 5.4)", "", [], comparisons)
-    result.idle_rows = rows
+    result.tables.append((("sockets", "threads before", "threads after", "RSS per socket"), rows))
+    return result
+
+
+# Requests the fetch_get / fetch_h2 clients keep outstanding at once.
+FETCH_INFLIGHT = 50
+FETCH_H2_INFLIGHT = 100
+
+
+def case_fetch_get(servers, scale, runs):
+    url = servers.http + "/small"
+    clients = [LUANET_54, CURL_MULTI, LUANET_53, LUAHTTP]
+
+    def args(client, n):
+        if client is CURL_MULTI:
+            return ["get", url, n, FETCH_INFLIGHT]
+        if client is LUAHTTP:
+            return ["get_parallel", url, n, FETCH_INFLIGHT]
+        return ["fetch_get", url, n, FETCH_INFLIGHT]
+
+    count = scale(2000, 20)
+    series = measure_rates(clients, args, count, runs)
+    by = {s.client: s for s in series}
+    comparisons = [
+        ratio_line(by[LUANET_54], by[CURL_MULTI], 0.9),
+        ratio_line(by[LUANET_53], by[LUAHTTP], 1.5),
+    ]
+    notes = [
+        f"{FETCH_INFLIGHT} requests in flight over HTTP/1.1, so {FETCH_INFLIGHT} connections. luanet keeps "
+        f"{FETCH_INFLIGHT} `net.fetch` requests outstanding (`net.configure{{max_host_connections = {FETCH_INFLIGHT}}}`): "
+        "it polls them all, starts a new one in the place of each that finished, and sleeps in `wait()` "
+        "on the oldest when none did. libcurl multi (C) is one multi handle driven with "
+        f"`curl_multi_perform` / `curl_multi_poll`, its {FETCH_INFLIGHT} easy handles reused. lua-http runs "
+        f"{FETCH_INFLIGHT} coroutines in one cqueue, each doing GET after GET on its own kept connection.",
+    ]
+    return Result(f"{count:,} small GETs, {FETCH_INFLIGHT} in flight (`net.fetch`)", "requests/s", series,
+                  comparisons, notes)
+
+
+def case_fetch_h2(servers, scale, runs):
+    url = servers.https + "/small"
+    clients = [LUANET_54, CURL_MULTI]
+
+    def args(client, n):
+        if client is CURL_MULTI:
+            return ["h2", url, n, FETCH_H2_INFLIGHT]
+        return ["fetch_h2", url, n, FETCH_H2_INFLIGHT]
+
+    count = scale(2000, 20)
+    series = measure_rates(clients, args, count, runs)
+    by = {s.client: s for s in series}
+    comparisons = [ratio_line(by[LUANET_54], by[CURL_MULTI], 0.9)]
+    notes = [
+        f"{FETCH_H2_INFLIGHT} streams in flight on one HTTP/2 connection over TLS (nginx, a self-signed "
+        "certificate that neither client verifies). luanet: `net.fetch{verify = false, http_version = \"2\"}` "
+        "with `max_host_connections = 1`, every reply checked to be HTTP/2; libcurl multi (C): "
+        "`CURLPIPE_MULTIPLEX`, `CURLOPT_PIPEWAIT`, `CURLMOPT_MAX_HOST_CONNECTIONS` 1, and it checks that it "
+        "made one connection. Both include the one TLS handshake.",
+    ]
+    return Result(f"{count:,} small GETs multiplexed over one HTTP/2 TLS connection (`net.fetch`)",
+                  "requests/s", series, comparisons, notes)
+
+
+def case_fetch_poll(servers, scale, runs):
+    url = servers.http + "/trickle"
+    count = scale(10_000_000, 1000)
+    clients = [LUANET_54, LUANET_54_LOOP]
+    series = measure_rates(clients, lambda c, n: ["fetch_poll" if c is LUANET_54 else "fetch_poll_loop", url, n],
+                           count, runs)
+    poll, loop = series
+    for s in series:
+        s.values = [1e9 / rate for rate in s.values]  # ns per iteration
+    # Pairwise, run by run: the loop's own cost taken off.
+    ns = statistics.median([p - e for p, e in zip(poll.values, loop.values)])
+    comparisons = [("req:poll() on a pending request, ns per call (empty loop subtracted)", ns, "≤ 100", ns <= 100)]
+    notes = [
+        "One `net.fetch` to a location that nginx answers at 16 bytes a second, so it stays pending; "
+        "the same loop without the call is run as the empty loop, and its time per iteration is taken off.",
+    ]
+    return Result("`req:poll()` on a pending request (Lua 5.4)", "ns/iteration", series, comparisons, notes)
+
+
+def case_fetch_frame(servers, scale, runs):
+    url = servers.http + "/trickle"
+    requests = scale(1000, 10)
+    frames = scale(10_000, 5)
+    series = measure_rates([LUANET_54], lambda c, n: ["fetch_frame", url, n, requests], frames, runs)
+    s = series[0]
+    s.values = [1e6 / rate for rate in s.values]  # µs per frame
+    us = s.median
+    comparisons = [(f"one frame polling {requests:,} pending requests, µs", us, "≤ 100", us <= 100)]
+    notes = [
+        f"{requests:,} `net.fetch` requests to a location that nginx answers at 16 bytes a second, all "
+        "connected (caps raised with `net.configure`) before the frames start; a frame calls `req:poll()` "
+        "on every one of them. The loop's own cost is included, as it is in a real frame.",
+    ]
+    return Result(f"A frame polling {requests:,} pending requests (Lua 5.4)", "µs/frame", series, comparisons,
+                  notes)
+
+
+def case_fetch_many(servers, scale, runs):
+    url = servers.http + "/trickle"
+    rows = []
+    comparisons = []
+    during = {}
+    counts = (10, scale(10_000, 20))
+    for count in counts:
+        _, rss, c = run_measured(LUANET_54, ["fetch_many", url, count])
+        connected = int(c["connected"])
+        per_request = (int(c["hwm_during_kb"]) - int(c["hwm_before_kb"])) / count
+        during[count] = int(c["threads_during"])
+        rows.append((f"{count:,}", f"{connected:,}", c["threads_before"], c["threads_during"],
+                     f"{per_request:.1f} KiB"))
+        comparisons.append((f"{count:,} in flight: requests connected", connected, f"{count:,}", connected >= count))
+    small, big = counts
+    added = during[big] - during[small]
+    comparisons.append((f"threads with {big:,} in flight less those with {small:,}", added, "0 (fixed)", added == 0))
+    per_request = float(rows[-1][-1].split()[0])
+    comparisons.append((f"{big:,} in flight: peak RSS growth per request, KiB", per_request, "≤ 64",
+                        per_request <= 64))
+    result = Result(f"{big:,} requests in flight at once (`net.fetch`, Lua 5.4)", "", [], comparisons)
+    result.tables.append((("requests", "connected", "threads before", "threads in flight",
+                           "peak RSS growth per request"), rows))
+    result.notes.append(
+        "Each request goes to a location that nginx answers at 16 bytes a second, with the connection caps "
+        "raised to the count. Threads and VmHWM (peak RSS) are read from /proc/self/status before the first "
+        "`net.fetch` and once every request is connected (established connections to nginx, from "
+        "/proc/net/tcp); then every request is cancelled.")
     return result
 
 
@@ -497,10 +663,10 @@ def markdown(results, runs, smoke, machine):
                 rss = statistics.median(s.rss_kib) / 1024
                 lines.append(f"| {s.client.label} | {fmt(s.median)} | {fmt(lo)}–{fmt(hi)} | {rss:,.1f} MiB |")
             lines.append("")
-        if getattr(r, "idle_rows", None):
-            lines += ["| sockets | threads before | threads after | RSS per socket |", "| ---: | ---: | ---: | ---: |"]
-            for count, before, after, per in r.idle_rows:
-                lines.append(f"| {count:,} | {before} | {after} | {per:.1f} KiB |")
+        for header, rows in r.tables:
+            lines += ["| " + " | ".join(header) + " |", "|" + " ---: |" * len(header)]
+            for row in rows:
+                lines.append("| " + " | ".join(str(cell) for cell in row) + " |")
             lines.append("")
         lines += ["| comparison | value | goal | met |", "| --- | ---: | --- | --- |"]
         for text, value, goal, met in r.comparisons:
@@ -561,15 +727,67 @@ def machine_description():
     return f"{os.cpu_count()} cores, {cpu}, Linux {os.uname().release}"
 
 
+# Cases that need the WebSocket echo server, and those that need net.fetch.
+WS_CASES = {"ws_echo", "ws_stream", "poll_empty", "idle"}
+FETCH_CASES = {"fetch_get", "fetch_h2", "fetch_poll", "fetch_frame", "fetch_many"}
+
+
+def has_fetch(client):
+    """Whether this luanet module has net.fetch and net.configure."""
+    env = dict(os.environ)
+    env.update(client.env)
+    probe = 'local ok, net = pcall(require, "net") io.write(tostring(ok and type(net.fetch) == "function" ' \
+            'and type(net.configure) == "function"))'
+    try:
+        out = subprocess.run([client.argv[0], "-e", probe], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.strip() == b"true"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--out", default=os.path.join(ROOT, "docs"))
+    parser.add_argument("--out", default=None, help="where to write the report (docs/; build/bench-cases with --cases)")
+    parser.add_argument("--cases", default=None, help="comma-separated case names to run (default: all)")
     opts = parser.parse_args()
     runs = 1 if opts.smoke else opts.runs
     scale = (lambda full, smoke: smoke) if opts.smoke else (lambda full, smoke: full)
     big_bytes = (1 << 20) if opts.smoke else 100_000_000
+
+    cases = [
+        ("get", lambda s: case_get(s, scale, runs)),
+        ("request_get", lambda s: case_request_get(s, scale, runs)),
+        ("download", lambda s: case_download(s, scale, runs, big_bytes)),
+        ("download_output", lambda s: case_download_output(s, scale, runs, big_bytes)),
+        ("post", lambda s: case_post(s, scale, runs)),
+        ("ws_echo", lambda s: case_ws_echo(s, scale, runs)),
+        ("ws_stream", lambda s: case_ws_stream(s, scale, runs)),
+        ("poll_empty", lambda s: case_poll_empty(s, scale, runs)),
+        ("idle", lambda s: case_idle(s, scale, runs)),
+        ("fetch_get", lambda s: case_fetch_get(s, scale, runs)),
+        ("fetch_h2", lambda s: case_fetch_h2(s, scale, runs)),
+        ("fetch_poll", lambda s: case_fetch_poll(s, scale, runs)),
+        ("fetch_frame", lambda s: case_fetch_frame(s, scale, runs)),
+        ("fetch_many", lambda s: case_fetch_many(s, scale, runs)),
+    ]
+    names = [name for name, _ in cases]
+    skipped = []
+    if opts.cases is not None:
+        wanted = [name.strip() for name in opts.cases.split(",") if name.strip()]
+        unknown = [name for name in wanted if name not in names]
+        if unknown or not wanted:
+            parser.error(f"unknown case(s) {', '.join(unknown) or '(none given)'}; the cases: {', '.join(names)}")
+        cases = [(name, case) for name, case in cases if name in wanted]
+    elif not has_fetch(LUANET_54):
+        # Until luanet has net.fetch: the other cases still run (and the
+        # report says what was left out); named in --cases, these fail.
+        skipped = [name for name, _ in cases if name in FETCH_CASES]
+        cases = [(name, case) for name, case in cases if name not in FETCH_CASES]
+        print(f"bench: skipping {', '.join(skipped)}: this luanet has no net.fetch", file=sys.stderr)
+    out_dir = opts.out or (os.path.join(BUILD, "bench-cases") if opts.cases is not None else os.path.join(ROOT, "docs"))
 
     # 10,000 sockets need more descriptors than the default limit (we are
     # allowed to raise it as root, and children inherit it).
@@ -581,27 +799,20 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     results = []
-    with Servers(big_bytes) as servers:
-        for name, case in [
-            ("get", lambda: case_get(servers, scale, runs)),
-            ("request_get", lambda: case_request_get(servers, scale, runs)),
-            ("download", lambda: case_download(servers, scale, runs, big_bytes)),
-            ("download_output", lambda: case_download_output(servers, scale, runs, big_bytes)),
-            ("post", lambda: case_post(servers, scale, runs)),
-            ("ws_echo", lambda: case_ws_echo(servers, scale, runs)),
-            ("ws_stream", lambda: case_ws_stream(servers, scale, runs)),
-            ("poll_empty", lambda: case_poll_empty(servers, scale, runs)),
-            ("idle", lambda: case_idle(servers, scale, runs)),
-        ]:
+    with Servers(big_bytes, ws=any(name in WS_CASES for name, _ in cases)) as servers:
+        for name, case in cases:
             print(f"bench: {name}", file=sys.stderr, flush=True)
-            results.append(case())
+            results.append(case(servers))
+    if skipped:
+        results.append(Result("Not run", "", [], [], [
+            f"Skipped: {', '.join(f'`{name}`' for name in skipped)}. This luanet has no `net.fetch`."]))
 
-    os.makedirs(opts.out, exist_ok=True)
-    with open(os.path.join(opts.out, "benchmarks.md"), "w") as f:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "benchmarks.md"), "w") as f:
         f.write(markdown(results, runs, opts.smoke, machine_description()) + "\n")
-    with open(os.path.join(opts.out, "benchmarks.svg"), "w") as f:
+    with open(os.path.join(out_dir, "benchmarks.svg"), "w") as f:
         f.write(svg_chart(results) + "\n")
-    print(f"bench: wrote {opts.out}/benchmarks.md and benchmarks.svg", file=sys.stderr)
+    print(f"bench: wrote {out_dir}/benchmarks.md and benchmarks.svg", file=sys.stderr)
     if not opts.smoke:
         for r in results:
             for text, value, goal, met in r.comparisons:

@@ -88,6 +88,34 @@ Endpoints (any method, unknown paths -> 404 "not found"):
     /truncated/<n>          Content-Length n, sends n // 2 pattern bytes, then
                             breaks the connection (a body cut short)
     /gzip                   gzip-encoded text if Accept-Encoding has gzip
+    /delay?ms=N&tag=T       200 "ok" after N ms (default 0); with T, the request
+                            is recorded (on arrival) under tag T with its client
+                            connection's address (scope["client"]: host, port;
+                            every stream of one HTTP/2 connection has the same)
+    /ports?tag=T            200 JSON {"requests": R, "connections": C}: R
+                            requests recorded under T so far, C distinct client
+                            (host, port) pairs among them (0 and 0 if none)
+    /drip?id=ID&ms=M&bytes=B&piece=P
+                            Content-Length B (default 1000000), sends B pattern
+                            bytes in pieces of P bytes (default 1024), sleeping
+                            M ms (default 10) between pieces; the state of ID
+                            (kept while the peer runs; a new /drip with the
+                            same ID starts it over) is "open" while sending,
+                            "finished" once the last byte went out,
+                            "disconnected" as soon as the client goes away
+                            before that (sending then stops)
+    /drip-state?id=ID       200 with the state of ID as body, or "unknown"
+    /drip-count?prefix=P    200 JSON {"open": a, "finished": b, "disconnected": c}
+                            counting the ids that start with P (default "": all)
+    /sse?n=N&ms=M&hold=H    Server-Sent Events: Content-Type text/event-stream,
+                            no Content-Length (chunked on HTTP/1.1); sends the
+                            headers at once, then N events (default 3), each
+                            after a pause of M ms (default 50), event i (from 1)
+                            being "data: event <i>\n\n", each flushed on its own;
+                            then keeps the response open H ms (default 0) and
+                            ends it (stops early if the client goes away)
+    (Integer parameters of /delay, /drip and /sse: 0..2**30; a malformed one
+    is answered 400 "bad query: ...".)
 
 WebSocket paths (query strings parsed with urllib; unknown paths refuse the
 upgrade with 404 "not found"). "Then echoes" means: every message received
@@ -138,6 +166,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import os
 import re
 import resource
@@ -175,6 +204,11 @@ GZIP_BODY = gzip.compress(GZIP_PLAIN, mtime=0)
 # Set when the servers are about to stop: handlers that wait (/slow, /stall)
 # return at once instead of being cancelled, so shutdown is quick and quiet.
 STOPPING: asyncio.Event | None = None
+
+# /delay?tag=: tag -> [(client host, client port), ...], one entry per request.
+DELAY_TAGS: dict[str, list[tuple]] = {}
+# /drip?id=: id -> "open" | "finished" | "disconnected".
+DRIPS: dict[str, str] = {}
 
 NUMBERED = re.compile(r"^/(status|bytes|chunked|slow|redirect|truncated)/([0-9]{1,10})$")
 
@@ -248,6 +282,108 @@ async def send_pattern(scope, send, n: int, piece: int, content_length: bool) ->
             await send({"type": "http.response.body", "body": data, "more_body": True})
             offset += size
     await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def http_query(scope) -> dict:
+    """The parsed query string of an HTTP request."""
+    return parse_qs(scope.get("query_string", b"").decode("latin-1"))
+
+
+async def query_ints(scope, send, query: dict, **defaults: int) -> dict | None:
+    """The integer parameters named in `defaults` (each 0..MAX_N, the default
+    when absent); None after answering 400 when one is malformed."""
+    try:
+        return {name: qint(query, name, default) for name, default in defaults.items()}
+    except ValueError as error:
+        await respond(scope, send, 400, f"bad query: {error}".encode())
+        return None
+
+
+async def watch_disconnect(receive, gone: asyncio.Event, on_gone=None) -> None:
+    """Read the request's messages until "http.disconnect", then set `gone`
+    (and call `on_gone`). Run as a task beside a response that takes time:
+    Hypercorn keeps running an app whose client went away and silently
+    drops what it sends, so receive() is the only way to notice."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            gone.set()
+            if on_gone is not None:
+                on_gone()
+            return
+
+
+async def pause_unless(seconds: float, gone: asyncio.Event) -> bool:
+    """As pause(), but also returns False at once when `gone` is set."""
+    if gone.is_set():
+        return False
+    waits = [asyncio.ensure_future(STOPPING.wait()), asyncio.ensure_future(gone.wait())]
+    try:
+        done, _ = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    return not done
+
+
+async def drip(scope, receive, send, query: dict) -> None:
+    ints = await query_ints(scope, send, query, ms=10, bytes=1000000, piece=1024)
+    if ints is None:
+        return
+    ident = query.get("id", [""])[0]
+    ms, n, piece = ints["ms"], ints["bytes"], max(ints["piece"], 1)
+    DRIPS[ident] = "open"
+    gone = asyncio.Event()
+
+    def on_gone() -> None:
+        if DRIPS.get(ident) == "open":
+            DRIPS[ident] = "disconnected"
+
+    watcher = asyncio.create_task(watch_disconnect(receive, gone, on_gone))
+    try:
+        hdrs = [(b"content-type", b"application/octet-stream"), (b"content-length", str(n).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": hdrs})
+        offset = 0
+        while offset < n and not gone.is_set():
+            if offset > 0 and not await pause_unless(ms / 1000.0, gone):
+                break
+            size = min(piece, n - offset)
+            await send({"type": "http.response.body", "body": pattern(offset, size), "more_body": True})
+            offset += size
+        if offset < n:
+            # Client gone (or servers stopping): leave the response unfinished.
+            if not gone.is_set() and DRIPS.get(ident) == "open":
+                DRIPS[ident] = "disconnected"
+            return
+        # Every byte was handed to the server; mark it before the last send
+        # so that the stream's own end is not taken for a disconnect.
+        if DRIPS.get(ident) == "open":
+            DRIPS[ident] = "finished"
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        watcher.cancel()
+
+
+async def sse(scope, receive, send, query: dict) -> None:
+    ints = await query_ints(scope, send, query, n=3, ms=50, hold=0)
+    if ints is None:
+        return
+    count, ms, hold = ints["n"], ints["ms"], ints["hold"]
+    gone = asyncio.Event()
+    watcher = asyncio.create_task(watch_disconnect(receive, gone))
+    try:
+        hdrs = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+        await send({"type": "http.response.start", "status": 200, "headers": hdrs})
+        for i in range(1, count + 1):
+            if not await pause_unless(ms / 1000.0, gone):
+                return
+            event = f"data: event {i}\n\n".encode()
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        if hold and not await pause_unless(hold / 1000.0, gone):
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        watcher.cancel()
 
 
 async def handle_http(scope, receive, send) -> None:
@@ -327,6 +463,35 @@ async def handle_http(scope, receive, send) -> None:
         # (Hypercorn then closes the connection or resets the stream).
         if await pause(60):
             await send({"type": "http.response.body", "body": pattern(10, 90), "more_body": False})
+    elif path == "/delay":
+        query = http_query(scope)
+        ints = await query_ints(scope, send, query, ms=0)
+        if ints is None:
+            return
+        tag = query.get("tag")
+        if tag:
+            client = scope.get("client") or ("", 0)
+            DELAY_TAGS.setdefault(tag[0], []).append((client[0], client[1]))
+        if await pause(ints["ms"] / 1000.0):
+            await respond(scope, send, 200, b"ok")
+    elif path == "/ports":
+        entries = DELAY_TAGS.get(http_query(scope).get("tag", [""])[0], [])
+        body = json.dumps({"requests": len(entries), "connections": len(set(entries))})
+        await respond(scope, send, 200, body.encode(), [(b"content-type", b"application/json")])
+    elif path == "/drip":
+        await drip(scope, receive, send, http_query(scope))
+    elif path == "/drip-state":
+        state = DRIPS.get(http_query(scope).get("id", [""])[0], "unknown")
+        await respond(scope, send, 200, state.encode())
+    elif path == "/drip-count":
+        prefix = http_query(scope).get("prefix", [""])[0]
+        counts = {"open": 0, "finished": 0, "disconnected": 0}
+        for ident, state in DRIPS.items():
+            if ident.startswith(prefix):
+                counts[state] += 1
+        await respond(scope, send, 200, json.dumps(counts).encode(), [(b"content-type", b"application/json")])
+    elif path == "/sse":
+        await sse(scope, receive, send, http_query(scope))
     elif path == "/redirect-to":
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         urls = query.get("url")

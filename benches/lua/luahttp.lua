@@ -15,6 +15,11 @@
 --   get URL COUNT              COUNT x request.new_from_uri(URL):go(), body
 --                              with stream:get_body_as_string(); status "200"
 --   get_keepalive URL COUNT    COUNT x GET on one kept http.client connection
+--   get_parallel URL COUNT WORKERS
+--                              COUNT GETs in all, by WORKERS coroutines in one
+--                              cqueue, each on its own kept connection doing
+--                              GET after GET (the next number from a shared
+--                              counter) until COUNT are done
 --   post URL COUNT SIZE        COUNT x POST of one SIZE-byte body: status "200"
 --                              (lua-http adds "Expect: 100-continue" to bodies
 --                              over 1024 bytes)
@@ -22,7 +27,8 @@
 --                              (send SIZE-byte text, receive it back)
 --
 -- The orchestrator times the process and subtracts a run with COUNT=0 (which
--- still loads the libraries and, for ws_echo and get_keepalive, connects), so
+-- still loads the libraries and, for ws_echo and get_keepalive, connects;
+-- get_parallel connects nothing with COUNT=0, as its peers do not), so
 -- this script does not time itself. On any mismatch or error: message on
 -- stderr, exit status 1. On success exactly one line on stdout:
 -- "ok key=value ...".
@@ -70,35 +76,74 @@ function cases.get()
   return "ops=" .. int(count) .. " bytes=" .. int(bytes)
 end
 
-function cases.get_keepalive()
-  local http_client = require("http.client")
+-- What a kept connection needs for URL: the options of http.client.connect
+-- (HTTP/1.1) and the request headers of a GET.
+local function keepalive_target(what)
   local http_headers = require("http.headers")
   local http_util = require("http.util")
   local scheme, authority, path = url:match("^(https?)://([^/]+)(.*)$")
-  if not scheme then fail("get_keepalive: cannot parse URL " .. url) end
+  if not scheme then fail(what .. ": cannot parse URL " .. url) end
   if path == "" then path = "/" end
   local host, port = http_util.split_authority(authority, scheme)
-  local conn, cerr = http_client.connect({
-    host = host, port = port, tls = (scheme == "https"), version = 1.1,
-  }, TIMEOUT)
-  if not conn then fail("get_keepalive: connect: " .. tostring(cerr)) end
   local req = http_headers.new()
   req:append(":method", "GET")
   req:append(":scheme", scheme)
   req:append(":authority", authority)
   req:append(":path", path)
+  return { host = host, port = port, tls = (scheme == "https"), version = 1.1 }, req
+end
+
+local function keepalive_connect(what, options)
+  local conn, cerr = require("http.client").connect(options, TIMEOUT)
+  if not conn then fail(what .. ": connect: " .. tostring(cerr)) end
+  return conn
+end
+
+-- One GET on the kept connection `conn`; returns the body's length.
+local function keepalive_get(what, conn, req)
+  local stream = conn:new_stream()
+  if not stream then fail(what .. ": connection closed by the server") end
+  local ok, werr = stream:write_headers(req, true, TIMEOUT)
+  if not ok then fail(what .. ": " .. tostring(werr)) end
+  local headers, herr = stream:get_headers(TIMEOUT)
+  local body = check(what, headers, stream, herr)
+  if #body == 0 then fail(what .. ": empty body") end
+  return #body
+end
+
+function cases.get_keepalive()
+  local options, req = keepalive_target("get_keepalive")
+  local conn = keepalive_connect("get_keepalive", options)
   local bytes = 0
   for i = 1, count do
-    local stream = conn:new_stream()
-    if not stream then fail("get_keepalive #" .. i .. ": connection closed by the server") end
-    local ok, werr = stream:write_headers(req, true, TIMEOUT)
-    if not ok then fail("get_keepalive #" .. i .. ": " .. tostring(werr)) end
-    local headers, herr = stream:get_headers(TIMEOUT)
-    local body = check("get_keepalive #" .. i, headers, stream, herr)
-    if #body == 0 then fail("get_keepalive #" .. i .. ": empty body") end
-    bytes = bytes + #body
+    bytes = bytes + keepalive_get("get_keepalive #" .. i, conn, req)
   end
   conn:close()
+  return "ops=" .. int(count) .. " bytes=" .. int(bytes)
+end
+
+function cases.get_parallel()
+  local cqueues = require("cqueues")
+  local workers = num(arg[4], "WORKERS")
+  if workers < 1 then fail("get_parallel: WORKERS must be at least 1") end
+  local options, req = keepalive_target("get_parallel")
+  local cq = cqueues.new()
+  local next_i, done, bytes = 1, 0, 0
+  for w = 1, math.min(workers, count) do
+    cq:wrap(function()
+      local conn = keepalive_connect("get_parallel worker " .. w, options)
+      while next_i <= count do
+        local i = next_i
+        next_i = i + 1
+        bytes = bytes + keepalive_get("get_parallel #" .. i, conn, req)
+        done = done + 1
+      end
+      conn:close()
+    end)
+  end
+  local ok, err = cq:loop()
+  if not ok then fail("get_parallel: " .. tostring(err)) end
+  if done ~= count then fail("get_parallel: " .. done .. " of " .. count .. " GETs done") end
   return "ops=" .. int(count) .. " bytes=" .. int(bytes)
 end
 

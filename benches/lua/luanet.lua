@@ -20,6 +20,25 @@
 --   idle URL COUNT             open COUNT sockets and keep them; report threads
 --                              and RSS before/after
 --
+-- Non-blocking requests (net.fetch, net.configure; see "net.fetch cases" below):
+--   fetch_get URL COUNT INFLIGHT
+--                              COUNT x net.fetch{url} (HTTP/1.1), INFLIGHT of them
+--                              outstanding at once, max_host_connections=INFLIGHT
+--   fetch_h2 URL COUNT INFLIGHT
+--                              the same over HTTPS (verify = false, http_version
+--                              "2") on ONE connection (max_host_connections=1):
+--                              every reply must be HTTP/2
+--   fetch_poll URL COUNT       COUNT x req:poll() on one request that stays
+--                              pending (URL: a location that answers slowly)
+--   fetch_poll_loop URL COUNT  the same loop without the poll call (the loop's
+--                              own cost, subtracted by the orchestrator)
+--   fetch_frame URL COUNT REQUESTS
+--                              start REQUESTS slow requests, wait until all are
+--                              connected, then COUNT frames, each polling every one
+--   fetch_many URL COUNT       start COUNT slow requests at once; report threads
+--                              and peak RSS (VmHWM) before and while all are
+--                              connected, then cancel them all
+--
 -- The orchestrator times the whole process and subtracts a run with COUNT=0,
 -- which still loads the module and (for WebSocket cases) connects. So this
 -- script does not time itself. It verifies every result, and on any mismatch
@@ -178,6 +197,7 @@ function cases.poll_empty()
   return "ops=" .. int(count)
 end
 
+-- Threads, VmRSS and VmHWM (peak RSS) of this process, in KiB.
 local function proc_status()
   local f = io.open("/proc/self/status", "r")
   if not f then fail("cannot read /proc/self/status") end
@@ -185,8 +205,9 @@ local function proc_status()
   f:close()
   local threads = tonumber(text:match("\nThreads:%s*(%d+)"))
   local rss = tonumber(text:match("\nVmRSS:%s*(%d+)"))
-  if not threads or not rss then fail("no Threads/VmRSS in /proc/self/status") end
-  return threads, rss
+  local hwm = tonumber(text:match("\nVmHWM:%s*(%d+)"))
+  if not threads or not rss or not hwm then fail("no Threads/VmRSS/VmHWM in /proc/self/status") end
+  return threads, rss, hwm
 end
 
 function cases.idle()
@@ -208,6 +229,222 @@ function cases.idle()
     .. " rss_after_kb=" .. rss_after
   return line, function()
     for i = 1, count do sockets[i]:close() end
+  end
+end
+
+-- net.fetch cases ------------------------------------------------------------
+--
+-- net.fetch{...} takes net.request's options and returns a request at once;
+-- req:poll() gives nothing (nil) while it is pending, then exactly what
+-- net.request gives: a result table, or nil, message, kind. req:wait(ms)
+-- blocks until it is done, at most ms; req:state() is "pending" until then.
+-- net.configure{max_host_connections, max_total_connections} sets the
+-- process-wide connection caps (defaults 6 and 256) for requests started
+-- after it.
+
+-- Budget for one req:wait() of the request loops; only there so that a
+-- broken peer fails the run instead of hanging it.
+local WAIT_TIMEOUT_MS = 30000
+-- How long the slow cases wait for all their requests to be connected.
+local CONNECT_DEADLINE_S = 60
+
+local function need_fetch()
+  if type(net.fetch) ~= "function" or type(net.configure) ~= "function" then
+    fail(case .. ": this luanet has no net.fetch / net.configure (non-blocking requests)")
+  end
+end
+
+local function fetch(options, what)
+  local req, err, kind = net.fetch(options)
+  if not req then fail(what .. ": net.fetch: " .. tostring(err) .. " (" .. tostring(kind) .. ")") end
+  return req
+end
+
+local function describe(res, err, kind)
+  if res then return "status " .. tostring(res.status) end
+  return tostring(err) .. " (" .. tostring(kind) .. ")"
+end
+
+-- Whether what poll() or wait() returned is an outcome: a wait() that timed
+-- out gives nil too, perhaps with a message; state() tells it from a failure.
+local function is_outcome(req, res, err)
+  return res ~= nil or (err ~= nil and req:state() ~= "pending")
+end
+
+-- COUNT requests with `options`, INFLIGHT outstanding at once, as a program
+-- with many requests to make would: poll every outstanding request, start a
+-- new one in the place of each that finished, and when none did, sleep in
+-- wait() on the oldest instead of spinning. `version`: the HTTP version every
+-- reply must have (nil: any).
+local function fetch_loop(options, inflight, version)
+  if inflight < 1 then fail(case .. ": INFLIGHT must be at least 1") end
+  local slots, seq = {}, {}
+  local started, done, bytes = 0, 0, 0
+  local n = math.min(inflight, count)
+  local function start(s)
+    started = started + 1
+    slots[s], seq[s] = fetch(options, case .. " #" .. started), started
+  end
+  local function finish(s, res, err, kind)
+    local what = case .. " #" .. seq[s]
+    if not res then fail(what .. ": " .. describe(res, err, kind)) end
+    if res.status ~= 200 then fail(what .. ": status " .. tostring(res.status)) end
+    if #res.body == 0 then fail(what .. ": empty body") end
+    if version and res.http_version ~= version then
+      fail(what .. ": HTTP/" .. tostring(res.http_version) .. ", expected HTTP/" .. version)
+    end
+    bytes = bytes + #res.body
+    done = done + 1
+    if started < count then start(s) else slots[s] = false end
+  end
+  for s = 1, n do start(s) end
+  while done < count do
+    local progressed = false
+    for s = 1, n do
+      local req = slots[s]
+      if req then
+        local res, err, kind = req:poll()
+        if res ~= nil or err ~= nil then
+          finish(s, res, err, kind)
+          progressed = true
+        end
+      end
+    end
+    if not progressed then
+      local oldest
+      for s = 1, n do
+        if slots[s] and (not oldest or seq[s] < seq[oldest]) then oldest = s end
+      end
+      local req = slots[oldest]
+      local res, err, kind = req:wait(WAIT_TIMEOUT_MS)
+      if not is_outcome(req, res, err) then
+        fail(case .. " #" .. seq[oldest] .. ": no reply in " .. WAIT_TIMEOUT_MS .. " ms")
+      end
+      finish(oldest, res, err, kind)
+    end
+  end
+  return "ops=" .. int(count) .. " bytes=" .. int(bytes)
+end
+
+function cases.fetch_get()
+  need_fetch()
+  local inflight = num(arg[4], "INFLIGHT")
+  net.configure{ max_host_connections = math.max(inflight, 1) }
+  return fetch_loop({ url = url }, inflight, nil)
+end
+
+function cases.fetch_h2()
+  need_fetch()
+  local inflight = num(arg[4], "INFLIGHT")
+  -- One connection: every request is a stream on it.
+  net.configure{ max_host_connections = 1 }
+  return fetch_loop({ url = url, verify = false, http_version = "2" }, inflight, "2")
+end
+
+-- Connections established to URL's port, from /proc/net/tcp (the servers
+-- have no other client while a benchmark runs).
+local server_port = tonumber(url:match("^%a+://[^/:]+:(%d+)"))
+local function connections()
+  if not server_port then fail(case .. ": no port in " .. url) end
+  local f = io.open("/proc/net/tcp", "r")
+  if not f then fail("cannot read /proc/net/tcp") end
+  local want = string.format("%04X", server_port)
+  local n = 0
+  for line in f:lines() do
+    local port, st = line:match("^%s*%d+: %x+:%x+ %x+:(%x+) (%x+)")
+    if port == want and st == "01" then n = n + 1 end
+  end
+  f:close()
+  return n
+end
+
+-- Fails if any of `reqs` has finished: they all point at a location that
+-- answers slowly, so none should have.
+local function check_pending(reqs)
+  for i = 1, #reqs do
+    local res, err, kind = reqs[i]:poll()
+    if res ~= nil or err ~= nil then
+      fail(case .. ": request #" .. i .. " finished early: " .. describe(res, err, kind))
+    end
+  end
+end
+
+-- Starts n requests to the slow URL (caps raised so that all of them run at
+-- once) and waits until n connections are established, at most
+-- CONNECT_DEADLINE_S; returns the requests and the connections reached.
+local function start_slow(n)
+  local cap = math.max(n, 1)
+  net.configure{ max_host_connections = cap, max_total_connections = cap }
+  local before = connections()
+  local reqs = {}
+  for i = 1, n do reqs[i] = fetch({ url = url }, case .. " #" .. i) end
+  local since = os.time()
+  local open = connections() - before
+  while open < n and os.time() - since <= CONNECT_DEADLINE_S do
+    check_pending(reqs)
+    reqs[1]:wait(20) -- a 20 ms sleep: the request stays pending
+    open = connections() - before
+  end
+  check_pending(reqs)
+  return reqs, open
+end
+
+function cases.fetch_poll()
+  need_fetch()
+  local reqs, open = start_slow(1)
+  if open < 1 then fail("fetch_poll: the request did not connect in " .. CONNECT_DEADLINE_S .. " s") end
+  local req = reqs[1]
+  for i = 1, count do
+    local res, err = req:poll()
+    if res ~= nil or err ~= nil then
+      fail("fetch_poll #" .. i .. ": expected nil, got " .. describe(res, err))
+    end
+  end
+  req:cancel()
+  return "ops=" .. int(count)
+end
+
+function cases.fetch_poll_loop()
+  local none = nil -- where fetch_poll has req:poll()
+  for i = 1, count do
+    local res, err = none, none
+    if res ~= nil or err ~= nil then
+      fail("fetch_poll_loop #" .. i .. ": expected nil, got " .. describe(res, err))
+    end
+  end
+  return "ops=" .. int(count)
+end
+
+function cases.fetch_frame()
+  need_fetch()
+  local n = num(arg[4], "REQUESTS")
+  local reqs, open = start_slow(n)
+  if open < n then
+    fail("fetch_frame: " .. open .. " of " .. n .. " requests connected in " .. CONNECT_DEADLINE_S .. " s")
+  end
+  for frame = 1, count do
+    for i = 1, n do
+      local res, err = reqs[i]:poll()
+      if res ~= nil or err ~= nil then
+        fail("fetch_frame " .. frame .. ", request #" .. i .. ": expected nil, got " .. describe(res, err))
+      end
+    end
+  end
+  for i = 1, n do reqs[i]:cancel() end
+  return "frames=" .. int(count) .. " requests=" .. int(n)
+end
+
+function cases.fetch_many()
+  need_fetch()
+  local threads_before, rss_before, hwm_before = proc_status()
+  local reqs, open = start_slow(count)
+  local threads_during, rss_during, hwm_during = proc_status()
+  local line = "requests=" .. int(count) .. " connected=" .. int(open)
+    .. " threads_before=" .. threads_before .. " threads_during=" .. threads_during
+    .. " rss_before_kb=" .. rss_before .. " rss_during_kb=" .. rss_during
+    .. " hwm_before_kb=" .. hwm_before .. " hwm_during_kb=" .. hwm_during
+  return line, function()
+    for i = 1, count do reqs[i]:cancel() end
   end
 end
 

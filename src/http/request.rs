@@ -147,7 +147,7 @@ impl<O: Borrow<RequestOptions>> Exchange<O> {
         collector.headers = Some(ResponseHeaders::with_room());
         collector.following = options.follow_redirects;
         collector.limit = options.max_body_bytes;
-        collector.sink = self.output.as_mut().map(|output| output.file.take()).flatten();
+        collector.sink = self.output.as_mut().and_then(|output| output.file.take());
         self.aim(easy)
     }
 

@@ -180,7 +180,7 @@ fn set_option(lua: &Lua, options: &mut RequestOptions, key: Opt) -> Result<(), F
 
 /// The string on top (no number conversion: that would change the value
 /// under the table walk).
-fn text<'a>(lua: &'a Lua, key: Opt) -> Result<&'a [u8], Failure> {
+fn text(lua: &Lua, key: Opt) -> Result<&[u8], Failure> {
     match lua.kind(-1) {
         Kind::String => Ok(lua.string(-1).unwrap_or_default()),
         _ => Err(wrong_type(lua, key, "string")),
