@@ -37,11 +37,14 @@ typedef enum luanet_error_kind {
 typedef enum luanet_result {
   // Success; out-parameters were written.
   LUANET_OK = 0,
-  // `luanet_ws_poll`: no message yet, the socket is open.
+  // `luanet_ws_poll`: no message yet, the socket is open;
+  // `luanet_fetch_poll`: the request is still running;
+  // `luanet_fetch_read`: no new body bytes yet.
   LUANET_EMPTY = 1,
-  // `luanet_ws_recv`: no message arrived within the timeout.
+  // `luanet_ws_recv`, `luanet_fetch_wait`: nothing came within the timeout.
   LUANET_TIMEOUT = 2,
-  // The WebSocket is closed (and, for receiving, every message was taken).
+  // The WebSocket is closed (and, for receiving, every message was taken);
+  // `luanet_fetch_read`: the body has ended.
   LUANET_CLOSED = 3,
   // A NULL pointer, a string that is not UTF-8, or a value out of range.
   LUANET_ERR_ARGUMENT = 4,
@@ -53,6 +56,11 @@ typedef enum luanet_result {
 
 // What went wrong, as a stable name scripts can branch on.
 typedef struct ErrorKind ErrorKind;
+
+// A request running on the library's I/O thread. Opaque; made by
+// `luanet_fetch`, freed (and cancelled if still running) with
+// `luanet_fetch_free`. Any thread may use it.
+typedef struct luanet_fetch luanet_fetch;
 
 // One complete incoming message. Opaque; free with `luanet_message_free`.
 typedef struct luanet_message luanet_message;
@@ -71,6 +79,18 @@ typedef struct luanet_response luanet_response;
 // (messages are received by one background I/O thread shared by all
 // sockets).
 typedef struct luanet_ws luanet_ws;
+
+// Bytes so far, both ways; a total is -1 when it was not announced.
+typedef struct luanet_progress {
+  // Body bytes received, as they came off the wire (before decoding).
+  uint64_t received;
+  // The announced `Content-Length`, or -1.
+  int64_t receive_total;
+  // Body bytes sent.
+  uint64_t sent;
+  // The size of the body to send, or -1.
+  int64_t send_total;
+} luanet_progress;
 
 // Milliseconds from the start of a request to the end of each phase;
 // each is at least the one before.
@@ -115,6 +135,92 @@ const char *luanet_last_error(void);
 // The name of a result code, e.g. `"LUANET_ERR_NETWORK"`. Static: never
 // free it.
 const char *luanet_result_name(enum luanet_result result);
+
+// Starts `request` on the I/O thread and returns at once: `LUANET_OK`
+// and `*out` (the caller owns it: `luanet_fetch_free`). The request is
+// copied: it may be changed or freed right after. `LUANET_ERR_ARGUMENT`
+// for NULL pointers or inconsistent options.
+//
+// # Safety
+// `request` is a live request; `out` points to writable storage.
+enum luanet_result luanet_fetch(const struct luanet_request *request, struct luanet_fetch **out);
+
+// The outcome without waiting: `LUANET_EMPTY` while the request runs;
+// then, every time, `LUANET_OK` and a response, or `LUANET_ERR_NETWORK`.
+// While pending it makes no system call and takes no lock: meant to be
+// called every frame.
+//
+// # Safety
+// `fetch` is a live handle; `out` points to writable storage.
+enum luanet_result luanet_fetch_poll(const struct luanet_fetch *fetch,
+                                     struct luanet_response **out);
+
+// As `luanet_fetch_poll`, waiting at most `timeout_ms` (0: no limit):
+// `LUANET_TIMEOUT` when it is still running then.
+//
+// # Safety
+// `fetch` is a live handle; `out` points to writable storage.
+enum luanet_result luanet_fetch_wait(const struct luanet_fetch *fetch,
+                                     uint32_t timeout_ms,
+                                     struct luanet_response **out);
+
+// Stops the request unless it has finished; its outcome is then
+// `LUANET_ERR_NETWORK` with kind `LUANET_ERROR_ABORTED` ("cancelled").
+//
+// # Safety
+// `fetch` is a live handle.
+enum luanet_result luanet_fetch_cancel(const struct luanet_fetch *fetch);
+
+// Writes the byte counts so far to `*out`.
+//
+// # Safety
+// `fetch` is a live handle; `out` points to writable storage.
+enum luanet_result luanet_fetch_progress(const struct luanet_fetch *fetch,
+                                         struct luanet_progress *out);
+
+// For a request made with `luanet_request_set_stream(request, true)`:
+// copies up to `capacity` body bytes received since the last read into
+// `buffer` and writes the count to `*len`. `LUANET_OK` when bytes were
+// copied (what did not fit waits for the next read); `LUANET_EMPTY` when
+// nothing new arrived; `LUANET_CLOSED` once the body has ended or the
+// request failed (`luanet_fetch_poll` tells which). `LUANET_ERR_ARGUMENT`
+// for a request that does not stream. A transfer whose script does not
+// read pauses once 1 MiB waits.
+//
+// # Safety
+// `fetch` is a live handle; `buffer` has `capacity` writable bytes; `len`
+// points to writable storage.
+enum luanet_result luanet_fetch_read(const struct luanet_fetch *fetch,
+                                     uint8_t *buffer,
+                                     size_t capacity,
+                                     size_t *len);
+
+// Where the request stands: 0 pending, 1 done (a response arrived), 2
+// failed, 3 cancelled; -1 for NULL.
+//
+// # Safety
+// `fetch` is NULL or a live handle.
+int luanet_fetch_state(const struct luanet_fetch *fetch);
+
+// Cancels the request if it still runs and frees the handle; NULL is
+// ignored. Responses taken from it stay valid.
+//
+// # Safety
+// `fetch` is NULL or a live handle, not used again.
+void luanet_fetch_free(struct luanet_fetch *fetch);
+
+// Caps the connections of requests started after the call, process-wide:
+// per host (scheme, host and port) and in total. 0 keeps a cap as it is.
+// Defaults: 6 per host, 256 in total. `LUANET_ERR_ARGUMENT` past 1,048,576.
+enum luanet_result luanet_configure(size_t max_host_connections, size_t max_total_connections);
+
+// A descriptor that becomes readable when any request or WebSocket has
+// news (a request finished, streamed bytes arrived, a message or a close
+// came), and stays readable until the host reads it (8 bytes); the host
+// then polls its handles. The same descriptor every call, owned by the
+// library: never close it. -1 when it cannot be made
+// (`luanet_last_error()` says why).
+int luanet_wakeup_fd(void);
 
 // HTTP(S) GET of `url`, blocking until the whole response arrived.
 //
@@ -369,6 +475,15 @@ enum luanet_result luanet_request_set_http_version(struct luanet_request *reques
 // `request` is a live request; `out` points to writable storage.
 enum luanet_result luanet_request_perform(const struct luanet_request *request,
                                           struct luanet_response **out);
+
+// With `stream` true, `luanet_fetch` hands the body out piece by piece
+// through `luanet_fetch_read` as it arrives, and its response's body is
+// empty. Such a request is for `luanet_fetch` only:
+// `luanet_request_perform` refuses it (`LUANET_ERR_ARGUMENT`).
+//
+// # Safety
+// `request` is a live request.
+enum luanet_result luanet_request_set_stream(struct luanet_request *request, bool stream);
 
 // Opens a WebSocket to a `ws://` or `wss://` `url` (synchronous handshake).
 //

@@ -14,11 +14,14 @@ use crate::http::{ErrorKind, RequestError};
 pub enum luanet_result {
     /// Success; out-parameters were written.
     LUANET_OK = 0,
-    /// `luanet_ws_poll`: no message yet, the socket is open.
+    /// `luanet_ws_poll`: no message yet, the socket is open;
+    /// `luanet_fetch_poll`: the request is still running;
+    /// `luanet_fetch_read`: no new body bytes yet.
     LUANET_EMPTY = 1,
-    /// `luanet_ws_recv`: no message arrived within the timeout.
+    /// `luanet_ws_recv`, `luanet_fetch_wait`: nothing came within the timeout.
     LUANET_TIMEOUT = 2,
-    /// The WebSocket is closed (and, for receiving, every message was taken).
+    /// The WebSocket is closed (and, for receiving, every message was taken);
+    /// `luanet_fetch_read`: the body has ended.
     LUANET_CLOSED = 3,
     /// A NULL pointer, a string that is not UTF-8, or a value out of range.
     LUANET_ERR_ARGUMENT = 4,

@@ -8,6 +8,7 @@
 #![allow(non_camel_case_types)] // C names for the C API's types.
 
 mod boundary;
+mod fetch;
 mod http;
 mod request;
 mod ws;
@@ -18,6 +19,7 @@ pub use boundary::{
     luanet_error_kind, luanet_error_kind_name, luanet_last_error, luanet_last_error_kind,
     luanet_result, luanet_result_name,
 };
+pub use fetch::{luanet_fetch, luanet_progress};
 pub use http::{luanet_response, luanet_timings};
 pub use request::luanet_request;
 pub use ws::{luanet_message, luanet_ws};

@@ -15,6 +15,16 @@ use crate::http::{self, Proxy, RequestOptions, Version};
 /// `luanet_request_new`, freed with `luanet_request_free`.
 pub struct luanet_request {
     options: RequestOptions,
+    /// `luanet_fetch` streams the body (`luanet_fetch_read`).
+    stream: bool,
+}
+
+impl luanet_request {
+    /// What `luanet_fetch` starts: the options, checked, and the stream flag.
+    pub(super) fn for_fetch(&self) -> Result<(RequestOptions, bool), luanet_result> {
+        self.options.check().map_err(argument)?;
+        Ok((self.options.clone(), self.stream))
+    }
 }
 
 /// Runs `body` on the live request `request` (NULL is an argument error).
@@ -69,7 +79,7 @@ pub unsafe extern "C" fn luanet_request_new(
         let url = unsafe { str_arg(url, "url") }?;
         out_arg(out)?;
         let endpoint = http::parse_url(url).map_err(argument)?;
-        let request = luanet_request { options: RequestOptions::get(endpoint) };
+        let request = luanet_request { options: RequestOptions::get(endpoint), stream: false };
         // SAFETY: checked non-NULL above.
         unsafe { out.write(Box::into_raw(Box::new(request))) };
         Ok(LUANET_OK)
@@ -357,11 +367,38 @@ pub unsafe extern "C" fn luanet_request_perform(
             return Err(fail(LUANET_ERR_ARGUMENT, "request is NULL"));
         };
         out_arg(out)?;
+        if request.stream {
+            return Err(argument("a streaming request is for luanet_fetch only".to_owned()));
+        }
         request.options.check().map_err(argument)?;
         let reply = http::request(&request.options).map_err(|e| fail_request(&e))?;
         let response = luanet_response::from_reply(reply);
         // SAFETY: checked non-NULL by out_arg.
         unsafe { out.write(Box::into_raw(Box::new(response))) };
         Ok(LUANET_OK)
+    })
+}
+
+/// With `stream` true, `luanet_fetch` hands the body out piece by piece
+/// through `luanet_fetch_read` as it arrives, and its response's body is
+/// empty. Such a request is for `luanet_fetch` only:
+/// `luanet_request_perform` refuses it (`LUANET_ERR_ARGUMENT`).
+///
+/// # Safety
+/// `request` is a live request.
+#[no_mangle]
+pub unsafe extern "C" fn luanet_request_set_stream(
+    request: *mut luanet_request,
+    stream: bool,
+) -> luanet_result {
+    guard(|| {
+        // SAFETY: the caller passes NULL or a live request it owns.
+        match unsafe { request.as_mut() } {
+            Some(request) => {
+                request.stream = stream;
+                Ok(LUANET_OK)
+            }
+            None => Err(fail(LUANET_ERR_ARGUMENT, "request is NULL")),
+        }
     })
 }

@@ -113,9 +113,10 @@ pub struct Progress {
 
 /// What a streaming request's `read` finds.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Chunk {
-    /// The body bytes that arrived since the last read.
-    Bytes(Vec<u8>),
+pub enum Chunk<B = Vec<u8>> {
+    /// The body bytes that arrived since the last read (or how many were
+    /// copied out).
+    Bytes(B),
     /// Nothing new yet.
     Empty,
     /// The body has ended, or the request failed or was cancelled.
@@ -376,6 +377,27 @@ impl Fetch {
         // was set, so an empty buffer with an outcome is the end.
         drop(stream);
         Some(if self.poll().is_some() { Chunk::End } else { Chunk::Empty })
+    }
+}
+
+impl Fetch {
+    /// As [`Fetch::read`], into `buf`: `Bytes` holds the count copied, and
+    /// what did not fit stays for the next read.
+    pub fn read_into(&self, buf: &mut [u8]) -> Option<Chunk<usize>> {
+        let mut stream = lock(self.shared.stream.as_ref()?);
+        if !stream.bytes.is_empty() && !buf.is_empty() {
+            let n = buf.len().min(stream.bytes.len());
+            buf[..n].copy_from_slice(&stream.bytes[..n]);
+            stream.bytes.drain(..n);
+            if stream.paused && stream.bytes.len() < STREAM_BOUND {
+                stream.paused = false;
+                crate::ws::engine::resume_fetch(self.shared.id);
+            }
+            return Some(Chunk::Bytes(n));
+        }
+        let empty = stream.bytes.is_empty();
+        drop(stream);
+        Some(if empty && self.poll().is_some() { Chunk::End } else { Chunk::Empty })
     }
 }
 

@@ -257,6 +257,7 @@ impl Inbox {
         if waiting {
             self.changed.notify_all();
         }
+        crate::wakeup::notify();
     }
 
     /// I/O thread: the connection is gone; messages already queued stay.
@@ -269,5 +270,6 @@ impl Inbox {
         self.phase.store(CLOSED, Ordering::Release);
         drop(shared);
         self.changed.notify_all();
+        crate::wakeup::notify();
     }
 }
