@@ -132,11 +132,6 @@ impl<O: Borrow<RequestOptions>> Exchange<O> {
         self.options.borrow()
     }
 
-    /// When the whole budget runs out, if there is one.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.options().timeout.map(|budget| self.started + budget)
-    }
-
     /// Sets `easy` up for the request and aims it at the first hop.
     pub(crate) fn start(&mut self, easy: &mut Easy2<Collector>) -> Result<(), RequestError> {
         // A handle a contract call used last may still have its budget set.

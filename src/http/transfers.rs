@@ -6,12 +6,19 @@
 //! Everything here runs on the I/O thread. Only [`super::fetch::Shared`]
 //! is seen by scripts' threads.
 //!
+//! Connection caps: libcurl's own queue behind its caps does not keep the
+//! order requests came in, so requests wait in our queue instead, in
+//! order, and go to libcurl only when their origin and the total have
+//! room. An origin is counted by its requests until it has answered over
+//! HTTP/2; from then on, by the connections its requests need at
+//! [`STREAMS_PER_CONNECTION`] each. libcurl's caps stay set as a backstop.
+//!
 //! mio is edge-triggered and libcurl may leave input unread after an
 //! event, so each socket is re-armed (`EPOLL_CTL_MOD`) after its event:
 //! input still waiting then raises a new one.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -33,6 +40,32 @@ pub(crate) const SOCKET_TOKEN: usize = 1 << 62;
 const RECEIVE_BUFFER_SIZE: usize = 16 << 10;
 /// Idle handles kept for the next requests.
 const MAX_IDLE_HANDLES: usize = 64;
+/// Requests one HTTP/2 connection carries at once (libcurl's default
+/// `CURLMOPT_MAX_CONCURRENT_STREAMS`).
+const STREAMS_PER_CONNECTION: usize = 100;
+
+/// The requests in flight to one origin (scheme, host and port).
+#[derive(Default)]
+struct Origin {
+    in_flight: usize,
+    /// It answered over HTTP/2: its requests share connections.
+    multiplexes: bool,
+}
+
+impl Origin {
+    /// The connections `in_flight` requests need.
+    fn connections(&self, in_flight: usize) -> usize {
+        match self.multiplexes {
+            true => in_flight.div_ceil(STREAMS_PER_CONNECTION),
+            false => in_flight,
+        }
+    }
+}
+
+/// The origin of `options`' URL, as the caps count it.
+fn origin_of(options: &RequestOptions) -> String {
+    format!("{}://{}", options.url.scheme(), options.url.authority().to_ascii_lowercase())
+}
 
 /// The sockets libcurl asked us to watch, and how.
 struct Watched {
@@ -50,6 +83,7 @@ struct Active {
     handle: Option<Easy2Handle<Collector>>,
     exchange: Exchange<RequestOptions>,
     shared: Arc<Shared>,
+    origin: String,
 }
 
 pub(crate) struct Transfers {
@@ -58,6 +92,11 @@ pub(crate) struct Transfers {
     /// When libcurl wants its timer to run.
     timer: Arc<Mutex<Option<Instant>>>,
     active: HashMap<FetchId, Active>,
+    /// Requests waiting for room under the caps, in the order they came.
+    queue: VecDeque<Job>,
+    origins: HashMap<String, Origin>,
+    /// The connections the requests in flight need, by [`Origin`].
+    connections: usize,
     /// Each request's whole budget, queueing behind the caps included.
     deadlines: BinaryHeap<Reverse<(Instant, FetchId)>>,
     idle: Vec<Easy2<Collector>>,
@@ -116,6 +155,9 @@ impl Transfers {
             watched,
             timer,
             active: HashMap::new(),
+            queue: VecDeque::new(),
+            origins: HashMap::new(),
+            connections: 0,
             deadlines: BinaryHeap::new(),
             idle: Vec::new(),
             limits,
@@ -123,7 +165,7 @@ impl Transfers {
     }
 
     pub(crate) fn is_idle(&self) -> bool {
-        self.active.is_empty()
+        self.active.is_empty() && self.queue.is_empty()
     }
 
     /// The next time something is due: libcurl's timer or a budget.
@@ -133,29 +175,78 @@ impl Transfers {
         timer.into_iter().chain(budget).min()
     }
 
-    /// Starts a request; a failure to start is its outcome.
+    /// Queues a request; it starts as soon as the caps leave room.
     pub(crate) fn add(&mut self, job: Job) {
-        let Job { options, shared, started } = job;
-        if shared.is_finished() {
+        if job.shared.is_finished() {
             return; // cancelled before the I/O thread saw it
         }
-        if let Err(e) = self.start(options, &shared, started) {
-            shared.finish(Err(e));
+        if let Some(timeout) = job.options.timeout {
+            self.deadlines.push(Reverse((job.started + timeout, job.shared.id)));
         }
+        self.queue.push_back(job);
+        self.admit();
         self.settle();
     }
 
-    fn start(
-        &mut self,
-        options: RequestOptions,
-        shared: &Arc<Shared>,
-        started: Instant,
-    ) -> Result<(), RequestError> {
+    /// Starts the queued requests the caps leave room for, in order: a
+    /// request whose origin is full lets the ones behind it to other
+    /// origins go first.
+    fn admit(&mut self) {
         let limits = fetch::limits();
-        if limits != self.limits {
-            set_limits(&mut self.multi, limits).map_err(|e| io_error(e.to_string()))?;
+        if limits != self.limits && set_limits(&mut self.multi, limits).is_ok() {
             self.limits = limits;
         }
+        let mut i = 0;
+        while i < self.queue.len() && self.connections < limits.max_total_connections {
+            if self.queue[i].shared.is_finished() {
+                self.queue.remove(i); // cancelled while it waited
+                continue;
+            }
+            let origin = origin_of(&self.queue[i].options);
+            let entry = self.origins.entry(origin.clone()).or_default();
+            let now = entry.connections(entry.in_flight);
+            let after = entry.connections(entry.in_flight + 1);
+            let fits = after <= limits.max_host_connections
+                && self.connections - now + after <= limits.max_total_connections;
+            if !fits {
+                i += 1;
+                continue;
+            }
+            entry.in_flight += 1;
+            self.connections = self.connections - now + after;
+            let job = self.queue.remove(i).expect("inside the queue");
+            let shared = Arc::clone(&job.shared);
+            if let Err(e) = self.start(job, origin.clone()) {
+                self.release(&origin);
+                shared.finish(Err(e));
+            }
+        }
+    }
+
+    /// A request to `origin` left libcurl.
+    fn release(&mut self, origin: &str) {
+        let Some(entry) = self.origins.get_mut(origin) else { return };
+        let before = entry.connections(entry.in_flight);
+        entry.in_flight -= 1;
+        self.connections = self.connections - before + entry.connections(entry.in_flight);
+        if entry.in_flight == 0 && !entry.multiplexes {
+            self.origins.remove(origin);
+        }
+    }
+
+    /// Requests to `origin` share HTTP/2 connections from now on.
+    fn multiplexes(&mut self, origin: &str) {
+        let Some(entry) = self.origins.get_mut(origin) else { return };
+        if !entry.multiplexes {
+            let before = entry.connections(entry.in_flight);
+            entry.multiplexes = true;
+            self.connections = self.connections - before + entry.connections(entry.in_flight);
+        }
+    }
+
+    fn start(&mut self, job: Job, origin: String) -> Result<(), RequestError> {
+        let Job { options, shared, started } = job;
+        let shared = &shared;
         let https = options.url.scheme() == "https";
         let mut exchange = Exchange::new(options, started)?;
         let mut easy = match self.idle.pop() {
@@ -179,11 +270,8 @@ impl Transfers {
         };
         let mut handle = handle;
         let _ = handle.set_token(id as usize);
-        if let Some(deadline) = exchange.deadline() {
-            self.deadlines.push(Reverse((deadline, id)));
-        }
-        self.active
-            .insert(id, Active { handle: Some(handle), exchange, shared: Arc::clone(shared) });
+        let active = Active { handle: Some(handle), exchange, shared: Arc::clone(shared), origin };
+        self.active.insert(id, active);
         Ok(())
     }
 
@@ -237,10 +325,16 @@ impl Transfers {
                 break;
             }
             self.deadlines.pop();
-            let Some(active) = self.active.get(&id) else { continue };
-            let budget = active.exchange.options().timeout.unwrap_or_default();
-            self.end(id, Err(error::out_of_budget(budget)));
+            if let Some(active) = self.active.get(&id) {
+                let budget = active.exchange.options().timeout.unwrap_or_default();
+                self.end(id, Err(error::out_of_budget(budget)));
+            } else if let Some(at) = self.queue.iter().position(|job| job.shared.id == id) {
+                let job = self.queue.remove(at).expect("found");
+                let budget = job.options.timeout.unwrap_or_default();
+                job.shared.finish(Err(error::out_of_budget(budget)));
+            }
         }
+        self.admit();
         self.settle();
     }
 
@@ -248,8 +342,11 @@ impl Transfers {
     pub(crate) fn cancel(&mut self, id: FetchId) {
         if self.active.contains_key(&id) {
             self.end(id, Err(RequestError::new(ErrorKind::Aborted, "cancelled")));
-            self.settle();
+        } else {
+            self.queue.retain(|job| job.shared.id != id);
         }
+        self.admit();
+        self.settle();
     }
 
     /// A streaming request's script read what was buffered.
@@ -273,8 +370,15 @@ impl Transfers {
                 finished.push((id, result));
             }
         });
+        let ended = !finished.is_empty();
         for (id, performed) in finished {
             self.hop_done(id, performed);
+        }
+        if ended && !self.queue.is_empty() {
+            self.admit();
+            // What was admitted may already have finished (a refused
+            // connection): take that too.
+            self.settle();
         }
     }
 
@@ -285,6 +389,7 @@ impl Transfers {
             Ok(easy) => easy,
             Err(e) => {
                 let active = self.active.remove(&id).expect("found above");
+                self.release(&active.origin);
                 active.shared.finish(Err(io_error(format!("cannot end the transfer: {e}"))));
                 return;
             }
@@ -299,12 +404,17 @@ impl Transfers {
                 }
                 Err(e) => {
                     let active = self.active.remove(&id).expect("found above");
+                    self.release(&active.origin);
                     active.shared.finish(Err(io_error(format!("cannot start the transfer: {e}"))));
                 }
             }
             return;
         };
         let active = self.active.remove(&id).expect("found above");
+        if outcome.as_ref().is_ok_and(|reply| reply.http_version == c"2") {
+            self.multiplexes(&active.origin);
+        }
+        self.release(&active.origin);
         let outcome = self.give_back(active.exchange, easy, outcome);
         active.shared.finish(outcome);
     }
@@ -313,6 +423,7 @@ impl Transfers {
     /// closing the connection if it was in the middle of one).
     fn end(&mut self, id: FetchId, outcome: Result<Reply, RequestError>) {
         let Some(mut active) = self.active.remove(&id) else { return };
+        self.release(&active.origin);
         let Some(handle) = active.handle.take() else { return };
         match self.multi.remove2(handle) {
             Ok(easy) => {
@@ -330,8 +441,12 @@ impl Drop for Transfers {
     /// Every transfer leaves the multi handle before it goes.
     fn drop(&mut self) {
         let ids: Vec<FetchId> = self.active.keys().copied().collect();
+        let stopped = || RequestError::new(ErrorKind::Aborted, "the I/O thread stopped");
         for id in ids {
-            self.end(id, Err(RequestError::new(ErrorKind::Aborted, "the I/O thread stopped")));
+            self.end(id, Err(stopped()));
+        }
+        for job in self.queue.drain(..) {
+            job.shared.finish(Err(stopped()));
         }
     }
 }
