@@ -30,3 +30,14 @@ print(("PUT  %s/echo -> status=%d http/%s content-type=%s body=%q total=%.1f ms"
   https, res.status, res.http_version, res.headers["content-type"], res.body, res.timings.total))
 res, err, kind = net.request{ url = http .. "/redirect/3", max_redirects = 2 }
 print(("GET  /redirect/3 with max_redirects = 2 -> res=%s error=%q kind=%s"):format(tostring(res), err, kind))
+
+-- net.fetch: the same requests without blocking; poll them every frame.
+local slow = net.fetch{ url = http .. "/slow/300" }
+local fast = net.fetch{ url = http .. "/" }
+local frames = 0
+while not (slow:poll() and fast:poll()) do
+  frames = frames + 1
+  net.fetch{ url = http .. "/delay?ms=16" }:wait() -- a 16 ms frame
+end
+print(("net.fetch: /slow/300 -> %d and / -> %d after %d frames, none of them blocked"):format(
+  slow:poll().status, fast:poll().status, frames))
