@@ -17,13 +17,14 @@ interpreter that peer supports.
 Writes DIR/benchmarks.md and DIR/benchmarks.svg (docs/ by default).
 --smoke runs every case once with tiny counts, to keep the harness working
 (the test command does this); its numbers mean nothing.
---cases a,b runs only those cases (names below), and then writes to
-build/bench-cases unless --out says otherwise, so that docs/ keeps the
-full report.
+--cases a,b runs only those cases, and then writes to build/bench-cases
+unless --out says otherwise, so that docs/ keeps the full report. The
+cases: get, request_get, download, download_output, post, ws_echo,
+ws_stream, poll_empty, idle, fetch_get, fetch_h2, fetch_poll, fetch_frame,
+fetch_many. nginx always starts; the WebSocket echo server only for the
+ws_* cases, poll_empty and idle.
 
-The fetch_* cases measure the non-blocking requests (net.fetch). Run
-without --cases on a luanet that has no net.fetch yet, they are skipped
-(said on stderr and in the report); named in --cases, they must run.
+The fetch_* cases measure the non-blocking requests (net.fetch).
 HTTP/2 goes to nginx over TLS with a self-signed certificate made at run
 time (clients do not verify it); the slow requests go to /trickle, which
 nginx sends at 16 bytes a second, so that they stay pending.
@@ -166,14 +167,16 @@ def wait_for_port(port, what, timeout=10):
     raise RuntimeError(f"{what} did not start on port {port}")
 
 
-# worker_connections: fetch_many holds 10,000 connections at once.
+# worker_connections: fetch_many holds 10,000 connections at once (the
+# open-file limit that main() raises, and nginx inherits, must allow them).
 # /trickle: a slow answer (16 bytes a second, headers included), for requests
 # that must stay pending; a byte a second would trip a client's low-speed
-# limit of 1 byte/s. The TLS port speaks HTTP/2 (`listen ... ssl http2`
-# works on nginx 1.22 as on later ones, which warn that it is deprecated).
+# limit of 1 byte/s. Its file stays open in the cache, shared: without that,
+# every pending request would hold one more of nginx's descriptors. The TLS
+# port speaks HTTP/2 (`listen ... ssl http2` works on nginx 1.22 as on later
+# ones, which warn that it is deprecated).
 NGINX_CONF = """
 worker_processes 1;
-worker_rlimit_nofile 65536;
 error_log {tmp}/error.log warn;
 pid {tmp}/nginx.pid;
 events {{ worker_connections 16384; }}
@@ -194,7 +197,11 @@ http {{
         ssl_certificate_key {tmp}/key.pem;
         root {tmp}/www;
         location = /small {{ default_type text/plain; return 200 "hello from nginx"; }}
-        location = /trickle {{ default_type application/octet-stream; limit_rate 16; }}
+        location = /trickle {{
+            default_type application/octet-stream;
+            limit_rate 16;
+            open_file_cache max=16;  # one descriptor for every request, not one each
+        }}
         location = /upload {{
             client_max_body_size 16m;
             client_body_buffer_size 2m;
@@ -523,7 +530,8 @@ def case_fetch_get(servers, scale, runs):
     ]
     notes = [
         f"{FETCH_INFLIGHT} requests in flight over HTTP/1.1, so {FETCH_INFLIGHT} connections. luanet keeps "
-        f"{FETCH_INFLIGHT} `net.fetch` requests outstanding (`net.configure{{max_host_connections = {FETCH_INFLIGHT}}}`): "
+        f"{FETCH_INFLIGHT} `net.fetch` requests outstanding "
+        f"(`net.configure{{max_host_connections = {FETCH_INFLIGHT}}}`): "
         "it polls them all, starts a new one in the place of each that finished, and sleeps in `wait()` "
         "on the oldest when none did. libcurl multi (C) is one multi handle driven with "
         f"`curl_multi_perform` / `curl_multi_poll`, its {FETCH_INFLIGHT} easy handles reused. lua-http runs "
@@ -631,6 +639,8 @@ def case_fetch_many(servers, scale, runs):
 
 
 def fmt(value):
+    if isinstance(value, int):
+        return f"{value:,}"
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 10:
@@ -668,12 +678,13 @@ def markdown(results, runs, smoke, machine):
             for row in rows:
                 lines.append("| " + " | ".join(str(cell) for cell in row) + " |")
             lines.append("")
-        lines += ["| comparison | value | goal | met |", "| --- | ---: | --- | --- |"]
-        for text, value, goal, met in r.comparisons:
-            mark = "" if met is None else ("yes" if met else "**no**")
-            shown = f"{value:.2f}×" if "/" in text else fmt(value)
-            lines.append(f"| {text} | {shown} | {goal} | {mark} |")
-        lines.append("")
+        if r.comparisons:
+            lines += ["| comparison | value | goal | met |", "| --- | ---: | --- | --- |"]
+            for text, value, goal, met in r.comparisons:
+                mark = "" if met is None else ("yes" if met else "**no**")
+                shown = f"{value:.2f}×" if "/" in text else fmt(value)
+                lines.append(f"| {text} | {shown} | {goal} | {mark} |")
+            lines.append("")
         for note in r.notes:
             lines += [note, ""]
     return "\n".join(lines)
@@ -727,23 +738,8 @@ def machine_description():
     return f"{os.cpu_count()} cores, {cpu}, Linux {os.uname().release}"
 
 
-# Cases that need the WebSocket echo server, and those that need net.fetch.
+# Cases that need the WebSocket echo server.
 WS_CASES = {"ws_echo", "ws_stream", "poll_empty", "idle"}
-FETCH_CASES = {"fetch_get", "fetch_h2", "fetch_poll", "fetch_frame", "fetch_many"}
-
-
-def has_fetch(client):
-    """Whether this luanet module has net.fetch and net.configure."""
-    env = dict(os.environ)
-    env.update(client.env)
-    probe = 'local ok, net = pcall(require, "net") io.write(tostring(ok and type(net.fetch) == "function" ' \
-            'and type(net.configure) == "function"))'
-    try:
-        out = subprocess.run([client.argv[0], "-e", probe], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.strip() == b"true"
 
 
 def main():
@@ -774,19 +770,12 @@ def main():
         ("fetch_many", lambda s: case_fetch_many(s, scale, runs)),
     ]
     names = [name for name, _ in cases]
-    skipped = []
     if opts.cases is not None:
         wanted = [name.strip() for name in opts.cases.split(",") if name.strip()]
         unknown = [name for name in wanted if name not in names]
         if unknown or not wanted:
             parser.error(f"unknown case(s) {', '.join(unknown) or '(none given)'}; the cases: {', '.join(names)}")
         cases = [(name, case) for name, case in cases if name in wanted]
-    elif not has_fetch(LUANET_54):
-        # Until luanet has net.fetch: the other cases still run (and the
-        # report says what was left out); named in --cases, these fail.
-        skipped = [name for name, _ in cases if name in FETCH_CASES]
-        cases = [(name, case) for name, case in cases if name not in FETCH_CASES]
-        print(f"bench: skipping {', '.join(skipped)}: this luanet has no net.fetch", file=sys.stderr)
     out_dir = opts.out or (os.path.join(BUILD, "bench-cases") if opts.cases is not None else os.path.join(ROOT, "docs"))
 
     # 10,000 sockets need more descriptors than the default limit (we are
@@ -803,9 +792,6 @@ def main():
         for name, case in cases:
             print(f"bench: {name}", file=sys.stderr, flush=True)
             results.append(case(servers))
-    if skipped:
-        results.append(Result("Not run", "", [], [], [
-            f"Skipped: {', '.join(f'`{name}`' for name in skipped)}. This luanet has no `net.fetch`."]))
 
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "benchmarks.md"), "w") as f:

@@ -2,7 +2,7 @@
 # Runs luanet's benchmarks against its peers and writes docs/benchmarks.md
 # and docs/benchmarks.svg. Installs the peers (Debian packages) and builds
 # the raw libcurl and tungstenite programs first.
-# Usage: scripts/bench.sh [--runs N] [--smoke] [--out DIR]   (see benches/run.py)
+# Usage: scripts/bench.sh [--runs N] [--smoke] [--out DIR] [--cases a,b]   (see benches/run.py)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -30,5 +30,7 @@ cargo build --release --quiet --manifest-path benches/peers/Cargo.toml --target-
 mkdir -p build/bench
 # shellcheck disable=SC2046
 cc -O2 -Wall -Wextra -Werror benches/c/curl_client.c -o build/bench/curl_client $(curl-config --cflags --libs)
+# shellcheck disable=SC2046
+cc -O2 -Wall -Wextra -Werror benches/c/curl_multi.c -o build/bench/curl_multi $(curl-config --cflags --libs)
 
 exec python3 benches/run.py "$@"

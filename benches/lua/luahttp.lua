@@ -135,8 +135,10 @@ function cases.get_parallel()
       while next_i <= count do
         local i = next_i
         next_i = i + 1
-        bytes = bytes + keepalive_get("get_parallel #" .. i, conn, req)
-        done = done + 1
+        -- (not `bytes = bytes + keepalive_get(...)`: the call yields, and
+        -- the other coroutines add to bytes meanwhile)
+        local got = keepalive_get("get_parallel #" .. i, conn, req)
+        bytes, done = bytes + got, done + 1
       end
       conn:close()
     end)
