@@ -431,6 +431,81 @@ say("end of script")
 closing boolean boolean ok
 ]])
 
+-- net_request: __gc by any route, foreign userdata, finalizers ------------------
+
+case("getmetatable(req) hides the metatable; other userdata is not a request", [[
+local req = net.fetch{ url = HTTP .. "/" }
+say(getmetatable(req), (pcall(setmetatable, req, {})), debug.getmetatable(req).__name)
+local mt = debug.getmetatable(req)
+local ws = connect("/echo")
+say(pcall(mt.__index.poll, ws))
+say(pcall(mt.__index.state, io.stdout))
+say(pcall(mt.__tostring, 1))
+say(pcall(mt.__gc, "x"))
+local fake = io.tmpfile()
+debug.setmetatable(fake, mt)
+say(pcall(mt.__index.poll, fake))
+ws:close()
+req:wait()
+]], [[
+"net_request" false "net_request"
+false "calling 'poll' on bad self (net_request expected, got userdata)"
+false "calling 'state' on bad self (net_request expected, got userdata)"
+false "calling '__tostring' on bad self (net_request expected, got number)"
+true
+false "calling 'poll' on bad self (net_request expected, got userdata)"
+]])
+
+case("every request method after __gc: the cancelled values", [[
+local req = net.fetch{ url = HTTP .. "/slow/2000" }
+local gc = debug.getmetatable(req).__gc
+gc(req)
+gc(req)
+say(req:poll())
+say(req:wait(10))
+say(req:state(), tostring(req), req:read())
+say(req:progress())
+say(req:cancel())
+say(pcall(req.wait, req, -1))
+]], [[
+nil "cancelled" "aborted"
+nil "cancelled" "aborted"
+"cancelled" "request(cancelled)" nil
+0 nil 0 nil
+
+false "bad argument #1 to 'wait' (timeout_ms must be a non-negative number)"
+]])
+
+case("a finalizer collects the request whose result is being built", FINALIZER .. [[
+local req = net.fetch{ url = HTTP .. "/headers", headers = { ["X-A"] = "1" } }
+req:wait()
+local gc = debug.getmetatable(req).__gc
+local ok = 0
+for i = 1, 200 do
+  on_gc(function() gc(req) end)
+  local res = req:poll()
+  if res == nil or res.status == 200 or res == "cancelled" then ok = ok + 1 end
+end
+say(ok, req:state())
+]], [[
+200 "cancelled"
+]])
+
+case("requests collected mid-flight, in bulk, and at lua_close", FINALIZER .. [[
+net.configure{ max_host_connections = 64 }
+for round = 1, 20 do
+  for i = 1, 20 do net.fetch{ url = HTTP .. "/slow/1000" } end
+  collectgarbage()
+end
+keep = {}
+for i = 1, 30 do keep[i] = net.fetch{ url = HTTP .. "/slow/5000", stream = i % 2 == 0 } end
+keep_guard = on_gc(function() io.stdout:write("finalizer sees ", keep[1]:state(), "\n") end)
+say(net.fetch{ url = HTTP .. "/" }:wait().status)
+]], [[
+200
+finalizer sees pending
+]])
+
 case("sockets left in dead and suspended coroutines", [[
 for i = 1, 20 do
   local co = coroutine.create(function()
