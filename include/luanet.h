@@ -57,10 +57,10 @@ typedef enum luanet_result {
 // What went wrong, as a stable name scripts can branch on.
 typedef struct ErrorKind ErrorKind;
 
-// A request running on the library's I/O thread. Opaque; made by
-// `luanet_fetch`, freed (and cancelled if still running) with
+// A request running on the library's I/O thread (the function that
+// starts one is `luanet_fetch`). Opaque; made by `luanet_fetch`, freed (and cancelled if still running) with
 // `luanet_fetch_free`. Any thread may use it.
-typedef struct luanet_fetch luanet_fetch;
+typedef struct luanet_fetch_handle luanet_fetch_handle;
 
 // One complete incoming message. Opaque; free with `luanet_message_free`.
 typedef struct luanet_message luanet_message;
@@ -143,7 +143,8 @@ const char *luanet_result_name(enum luanet_result result);
 //
 // # Safety
 // `request` is a live request; `out` points to writable storage.
-enum luanet_result luanet_fetch(const struct luanet_request *request, struct luanet_fetch **out);
+enum luanet_result luanet_fetch(const struct luanet_request *request,
+                                struct luanet_fetch_handle **out);
 
 // The outcome without waiting: `LUANET_EMPTY` while the request runs;
 // then, every time, `LUANET_OK` and a response, or `LUANET_ERR_NETWORK`.
@@ -152,7 +153,7 @@ enum luanet_result luanet_fetch(const struct luanet_request *request, struct lua
 //
 // # Safety
 // `fetch` is a live handle; `out` points to writable storage.
-enum luanet_result luanet_fetch_poll(const struct luanet_fetch *fetch,
+enum luanet_result luanet_fetch_poll(const struct luanet_fetch_handle *fetch,
                                      struct luanet_response **out);
 
 // As `luanet_fetch_poll`, waiting at most `timeout_ms` (0: no limit):
@@ -160,7 +161,7 @@ enum luanet_result luanet_fetch_poll(const struct luanet_fetch *fetch,
 //
 // # Safety
 // `fetch` is a live handle; `out` points to writable storage.
-enum luanet_result luanet_fetch_wait(const struct luanet_fetch *fetch,
+enum luanet_result luanet_fetch_wait(const struct luanet_fetch_handle *fetch,
                                      uint32_t timeout_ms,
                                      struct luanet_response **out);
 
@@ -169,13 +170,13 @@ enum luanet_result luanet_fetch_wait(const struct luanet_fetch *fetch,
 //
 // # Safety
 // `fetch` is a live handle.
-enum luanet_result luanet_fetch_cancel(const struct luanet_fetch *fetch);
+enum luanet_result luanet_fetch_cancel(const struct luanet_fetch_handle *fetch);
 
 // Writes the byte counts so far to `*out`.
 //
 // # Safety
 // `fetch` is a live handle; `out` points to writable storage.
-enum luanet_result luanet_fetch_progress(const struct luanet_fetch *fetch,
+enum luanet_result luanet_fetch_progress(const struct luanet_fetch_handle *fetch,
                                          struct luanet_progress *out);
 
 // For a request made with `luanet_request_set_stream(request, true)`:
@@ -184,13 +185,13 @@ enum luanet_result luanet_fetch_progress(const struct luanet_fetch *fetch,
 // copied (what did not fit waits for the next read); `LUANET_EMPTY` when
 // nothing new arrived; `LUANET_CLOSED` once the body has ended or the
 // request failed (`luanet_fetch_poll` tells which). `LUANET_ERR_ARGUMENT`
-// for a request that does not stream. A transfer whose script does not
-// read pauses once 1 MiB waits.
+// for a request that does not stream, NULL pointers or a capacity of 0.
+// A transfer whose host does not read pauses once 1 MiB waits.
 //
 // # Safety
 // `fetch` is a live handle; `buffer` has `capacity` writable bytes; `len`
 // points to writable storage.
-enum luanet_result luanet_fetch_read(const struct luanet_fetch *fetch,
+enum luanet_result luanet_fetch_read(const struct luanet_fetch_handle *fetch,
                                      uint8_t *buffer,
                                      size_t capacity,
                                      size_t *len);
@@ -200,14 +201,14 @@ enum luanet_result luanet_fetch_read(const struct luanet_fetch *fetch,
 //
 // # Safety
 // `fetch` is NULL or a live handle.
-int luanet_fetch_state(const struct luanet_fetch *fetch);
+int luanet_fetch_state(const struct luanet_fetch_handle *fetch);
 
 // Cancels the request if it still runs and frees the handle; NULL is
 // ignored. Responses taken from it stay valid.
 //
 // # Safety
 // `fetch` is NULL or a live handle, not used again.
-void luanet_fetch_free(struct luanet_fetch *fetch);
+void luanet_fetch_free(struct luanet_fetch_handle *fetch);
 
 // Caps the connections of requests started after the call, process-wide:
 // per host (scheme, host and port) and in total. 0 keeps a cap as it is.

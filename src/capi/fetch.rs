@@ -13,10 +13,10 @@ use super::http::luanet_response;
 use super::request::luanet_request;
 use crate::http::{self, Chunk, Fetch, Finished, State};
 
-/// A request running on the library's I/O thread. Opaque; made by
-/// `luanet_fetch`, freed (and cancelled if still running) with
+/// A request running on the library's I/O thread (the function that
+/// starts one is `luanet_fetch`). Opaque; made by `luanet_fetch`, freed (and cancelled if still running) with
 /// `luanet_fetch_free`. Any thread may use it.
-pub struct luanet_fetch {
+pub struct luanet_fetch_handle {
     fetch: Fetch,
 }
 
@@ -35,7 +35,7 @@ pub struct luanet_progress {
 }
 
 fn with_fetch(
-    handle: *const luanet_fetch,
+    handle: *const luanet_fetch_handle,
     body: impl FnOnce(&Fetch) -> Result<luanet_result, luanet_result>,
 ) -> luanet_result {
     guard(|| {
@@ -57,7 +57,7 @@ fn with_fetch(
 #[no_mangle]
 pub unsafe extern "C" fn luanet_fetch(
     request: *const luanet_request,
-    out: *mut *mut luanet_fetch,
+    out: *mut *mut luanet_fetch_handle,
 ) -> luanet_result {
     guard(|| {
         // SAFETY: the caller passes NULL or a live request.
@@ -68,7 +68,7 @@ pub unsafe extern "C" fn luanet_fetch(
         let (options, stream) = request.for_fetch()?;
         let fetch = Fetch::start(options, stream).map_err(|e| fail_request(&e))?;
         // SAFETY: checked non-NULL by out_arg.
-        unsafe { out.write(Box::into_raw(Box::new(luanet_fetch { fetch }))) };
+        unsafe { out.write(Box::into_raw(Box::new(luanet_fetch_handle { fetch }))) };
         Ok(LUANET_OK)
     })
 }
@@ -99,7 +99,7 @@ fn deliver(finished: Option<Finished>, out: *mut *mut luanet_response) -> luanet
 /// `fetch` is a live handle; `out` points to writable storage.
 #[no_mangle]
 pub unsafe extern "C" fn luanet_fetch_poll(
-    fetch: *const luanet_fetch,
+    fetch: *const luanet_fetch_handle,
     out: *mut *mut luanet_response,
 ) -> luanet_result {
     with_fetch(fetch, |fetch| {
@@ -115,7 +115,7 @@ pub unsafe extern "C" fn luanet_fetch_poll(
 /// `fetch` is a live handle; `out` points to writable storage.
 #[no_mangle]
 pub unsafe extern "C" fn luanet_fetch_wait(
-    fetch: *const luanet_fetch,
+    fetch: *const luanet_fetch_handle,
     timeout_ms: u32,
     out: *mut *mut luanet_response,
 ) -> luanet_result {
@@ -135,7 +135,7 @@ pub unsafe extern "C" fn luanet_fetch_wait(
 /// # Safety
 /// `fetch` is a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn luanet_fetch_cancel(fetch: *const luanet_fetch) -> luanet_result {
+pub unsafe extern "C" fn luanet_fetch_cancel(fetch: *const luanet_fetch_handle) -> luanet_result {
     with_fetch(fetch, |fetch| {
         fetch.cancel();
         Ok(LUANET_OK)
@@ -148,7 +148,7 @@ pub unsafe extern "C" fn luanet_fetch_cancel(fetch: *const luanet_fetch) -> luan
 /// `fetch` is a live handle; `out` points to writable storage.
 #[no_mangle]
 pub unsafe extern "C" fn luanet_fetch_progress(
-    fetch: *const luanet_fetch,
+    fetch: *const luanet_fetch_handle,
     out: *mut luanet_progress,
 ) -> luanet_result {
     with_fetch(fetch, |fetch| {
@@ -175,28 +175,28 @@ pub unsafe extern "C" fn luanet_fetch_progress(
 /// copied (what did not fit waits for the next read); `LUANET_EMPTY` when
 /// nothing new arrived; `LUANET_CLOSED` once the body has ended or the
 /// request failed (`luanet_fetch_poll` tells which). `LUANET_ERR_ARGUMENT`
-/// for a request that does not stream. A transfer whose script does not
-/// read pauses once 1 MiB waits.
+/// for a request that does not stream, NULL pointers or a capacity of 0.
+/// A transfer whose host does not read pauses once 1 MiB waits.
 ///
 /// # Safety
 /// `fetch` is a live handle; `buffer` has `capacity` writable bytes; `len`
 /// points to writable storage.
 #[no_mangle]
 pub unsafe extern "C" fn luanet_fetch_read(
-    fetch: *const luanet_fetch,
+    fetch: *const luanet_fetch_handle,
     buffer: *mut u8,
     capacity: usize,
     len: *mut usize,
 ) -> luanet_result {
     with_fetch(fetch, |fetch| {
-        if len.is_null() || (buffer.is_null() && capacity > 0) {
+        if len.is_null() || buffer.is_null() {
             return Err(fail(LUANET_ERR_ARGUMENT, "buffer or len is NULL"));
         }
-        let buf: &mut [u8] = match capacity {
-            0 => &mut [],
-            // SAFETY: the caller's promise.
-            _ => unsafe { std::slice::from_raw_parts_mut(buffer, capacity) },
-        };
+        if capacity == 0 {
+            return Err(fail(LUANET_ERR_ARGUMENT, "capacity is 0"));
+        }
+        // SAFETY: the caller's promise.
+        let buf = unsafe { std::slice::from_raw_parts_mut(buffer, capacity) };
         let chunk = fetch.read_into(buf).ok_or_else(|| {
             fail(LUANET_ERR_ARGUMENT, "the request was not made with luanet_request_set_stream")
         })?;
@@ -217,7 +217,7 @@ pub unsafe extern "C" fn luanet_fetch_read(
 /// # Safety
 /// `fetch` is NULL or a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn luanet_fetch_state(fetch: *const luanet_fetch) -> c_int {
+pub unsafe extern "C" fn luanet_fetch_state(fetch: *const luanet_fetch_handle) -> c_int {
     super::boundary::guard_value(-1, || {
         // SAFETY: the caller passes NULL or a live handle.
         match unsafe { fetch.as_ref() }.map(|f| f.fetch.state()) {
@@ -236,7 +236,7 @@ pub unsafe extern "C" fn luanet_fetch_state(fetch: *const luanet_fetch) -> c_int
 /// # Safety
 /// `fetch` is NULL or a live handle, not used again.
 #[no_mangle]
-pub unsafe extern "C" fn luanet_fetch_free(fetch: *mut luanet_fetch) {
+pub unsafe extern "C" fn luanet_fetch_free(fetch: *mut luanet_fetch_handle) {
     super::boundary::guard_value((), || {
         if !fetch.is_null() {
             // SAFETY: made by `luanet_fetch`, freed once.

@@ -19,7 +19,7 @@ pub use boundary::{
     luanet_error_kind, luanet_error_kind_name, luanet_last_error, luanet_last_error_kind,
     luanet_result, luanet_result_name,
 };
-pub use fetch::{luanet_fetch, luanet_progress};
+pub use fetch::{luanet_fetch_handle, luanet_progress};
 pub use http::{luanet_response, luanet_timings};
 pub use request::luanet_request;
 pub use ws::{luanet_message, luanet_ws};
