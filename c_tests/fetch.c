@@ -366,6 +366,11 @@ static void test_stream(void) {
     CHECK(luanet_request_set_stream(req, false) == LUANET_OK, "set_stream false");
     CHECK(luanet_request_perform(req, &r) == LUANET_OK && luanet_response_status(r) == 200, "then it performs");
     luanet_response_free(r);
+    CHECK(luanet_request_set_stream(req, true) == LUANET_OK && luanet_request_set_output(req, "/tmp/unused") == LUANET_OK,
+          "stream and output");
+    f = NULL;
+    CHECK(luanet_fetch(req, &f) == LUANET_ERR_ARGUMENT && error_is("stream and output cannot be combined") && f == NULL,
+          "luanet_fetch refuses stream with output");
     luanet_request_free(req);
     CHECK(luanet_request_set_stream(NULL, true) == LUANET_ERR_ARGUMENT, "set_stream on NULL");
 }

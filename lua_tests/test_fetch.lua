@@ -289,11 +289,11 @@ end)
 
 test("collected requests are cancelled: the server sees them close", function()
   local prefix = unique("gc")
-  do
-    for i = 1, 5 do net.fetch{ url = HTTP .. "/drip?ms=50&id=" .. prefix .. i } end
-  end
+  local held = {}
+  for i = 1, 5 do held[i] = net.fetch{ url = HTTP .. "/drip?ms=50&id=" .. prefix .. i } end
   truthy(eventually(5000, function() return record("/drip-count?prefix=" .. prefix).open == 5 end),
     "five drips open")
+  held = nil
   collectgarbage()
   collectgarbage()
   truthy(eventually(5000, function()
@@ -322,6 +322,8 @@ test("bad options raise, naming them", function()
   raises(function() net.fetch{ url = HTTP, stream = 1 } end,
     "bad option 'stream' to 'net.fetch' (boolean expected, got number)")
   raises(function() net.fetch{ url = HTTP, nope = 1 } end, "bad option 'nope' to 'net.fetch'")
+  raises(function() net.fetch{ url = HTTP, stream = true, output = "/tmp/x" } end,
+    "bad options to 'net.fetch' (stream and output cannot be combined)")
   raises(function() net.request{ url = HTTP, stream = true } end, "bad option 'stream' to 'net.request'")
   raises(function() net.configure{ max_host_connections = 0 } end,
     "bad option 'max_host_connections' to 'net.configure'")

@@ -23,6 +23,7 @@ impl luanet_request {
     /// What `luanet_fetch` starts: the options, checked, and the stream flag.
     pub(super) fn for_fetch(&self) -> Result<(RequestOptions, bool), luanet_result> {
         self.options.check().map_err(argument)?;
+        http::check_stream(&self.options, self.stream).map_err(|e| argument(e.to_owned()))?;
         Ok((self.options.clone(), self.stream))
     }
 }

@@ -73,6 +73,15 @@ pub fn configure(host: Option<usize>, total: Option<usize>) -> Result<Limits, St
     Ok(limits())
 }
 
+/// What `stream` adds to a request's rules: the body goes to the script,
+/// so not to an output file.
+pub fn check_stream(options: &RequestOptions, stream: bool) -> Result<(), &'static str> {
+    match stream && options.output.is_some() {
+        true => Err("stream and output cannot be combined"),
+        false => Ok(()),
+    }
+}
+
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {

@@ -18,7 +18,9 @@ pub(crate) mod transfers;
 pub mod tunnel;
 
 pub use error::{ErrorKind, RequestError};
-pub use fetch::{configure, limits, Chunk, Fetch, Finished, Limits, Progress, State, STREAM_BOUND};
+pub use fetch::{
+    check_stream, configure, limits, Chunk, Fetch, Finished, Limits, Progress, State, STREAM_BOUND,
+};
 pub(crate) use fetch::{FetchId, Job};
 pub use headers::ResponseHeaders;
 pub use options::{

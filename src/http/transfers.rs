@@ -62,6 +62,12 @@ impl Origin {
     }
 }
 
+/// A request in the queue, with the origin the caps count it by.
+struct Waiting {
+    origin: String,
+    job: Job,
+}
+
 /// The origin of `options`' URL, as the caps count it.
 fn origin_of(options: &RequestOptions) -> String {
     format!("{}://{}", options.url.scheme(), options.url.authority().to_ascii_lowercase())
@@ -93,11 +99,12 @@ pub(crate) struct Transfers {
     timer: Arc<Mutex<Option<Instant>>>,
     active: HashMap<FetchId, Active>,
     /// Requests waiting for room under the caps, in the order they came.
-    queue: VecDeque<Job>,
+    queue: VecDeque<Waiting>,
     origins: HashMap<String, Origin>,
     /// The connections the requests in flight need, by [`Origin`].
     connections: usize,
-    /// Each request's whole budget, queueing behind the caps included.
+    /// The budgets of requests that had to wait in the queue (libcurl's
+    /// timeout covers those in flight, queueing included).
     deadlines: BinaryHeap<Reverse<(Instant, FetchId)>>,
     idle: Vec<Easy2<Collector>>,
     limits: Limits,
@@ -180,11 +187,14 @@ impl Transfers {
         if job.shared.is_finished() {
             return; // cancelled before the I/O thread saw it
         }
-        if let Some(timeout) = job.options.timeout {
-            self.deadlines.push(Reverse((job.started + timeout, job.shared.id)));
-        }
-        self.queue.push_back(job);
+        let (id, deadline) = (job.shared.id, job.options.timeout.map(|t| job.started + t));
+        self.queue.push_back(Waiting { origin: origin_of(&job.options), job });
         self.admit();
+        if let Some(deadline) = deadline {
+            if self.queue.back().is_some_and(|waiting| waiting.job.shared.id == id) {
+                self.deadlines.push(Reverse((deadline, id)));
+            }
+        }
         self.settle();
     }
 
@@ -196,25 +206,33 @@ impl Transfers {
         if limits != self.limits && set_limits(&mut self.multi, limits).is_ok() {
             self.limits = limits;
         }
+        let mut full: Vec<String> = Vec::new();
         let mut i = 0;
         while i < self.queue.len() && self.connections < limits.max_total_connections {
-            if self.queue[i].shared.is_finished() {
+            let waiting = &self.queue[i];
+            if waiting.job.shared.is_finished() {
                 self.queue.remove(i); // cancelled while it waited
                 continue;
             }
-            let origin = origin_of(&self.queue[i].options);
-            let entry = self.origins.entry(origin.clone()).or_default();
+            if full.contains(&waiting.origin) {
+                i += 1;
+                continue;
+            }
+            let entry = self.origins.entry(waiting.origin.clone()).or_default();
             let now = entry.connections(entry.in_flight);
             let after = entry.connections(entry.in_flight + 1);
-            let fits = after <= limits.max_host_connections
-                && self.connections - now + after <= limits.max_total_connections;
-            if !fits {
+            if after > limits.max_host_connections {
+                full.push(waiting.origin.clone());
+                i += 1;
+                continue;
+            }
+            if self.connections - now + after > limits.max_total_connections {
                 i += 1;
                 continue;
             }
             entry.in_flight += 1;
             self.connections = self.connections - now + after;
-            let job = self.queue.remove(i).expect("inside the queue");
+            let Waiting { origin, job } = self.queue.remove(i).expect("inside the queue");
             let shared = Arc::clone(&job.shared);
             if let Err(e) = self.start(job, origin.clone()) {
                 self.release(&origin);
@@ -315,6 +333,9 @@ impl Transfers {
     /// Runs what is due: libcurl's timer and the budgets that ran out.
     pub(crate) fn on_time(&mut self) {
         let now = Instant::now();
+        if self.deadline().is_none_or(|next| next > now) {
+            return;
+        }
         let due = self.timer.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|t| t <= now);
         if due {
             *self.timer.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -328,8 +349,8 @@ impl Transfers {
             if let Some(active) = self.active.get(&id) {
                 let budget = active.exchange.options().timeout.unwrap_or_default();
                 self.end(id, Err(error::out_of_budget(budget)));
-            } else if let Some(at) = self.queue.iter().position(|job| job.shared.id == id) {
-                let job = self.queue.remove(at).expect("found");
+            } else if let Some(at) = self.queue.iter().position(|w| w.job.shared.id == id) {
+                let Waiting { job, .. } = self.queue.remove(at).expect("found");
                 let budget = job.options.timeout.unwrap_or_default();
                 job.shared.finish(Err(error::out_of_budget(budget)));
             }
@@ -343,7 +364,7 @@ impl Transfers {
         if self.active.contains_key(&id) {
             self.end(id, Err(RequestError::new(ErrorKind::Aborted, "cancelled")));
         } else {
-            self.queue.retain(|job| job.shared.id != id);
+            self.queue.retain(|waiting| waiting.job.shared.id != id);
         }
         self.admit();
         self.settle();
@@ -445,8 +466,8 @@ impl Drop for Transfers {
         for id in ids {
             self.end(id, Err(stopped()));
         }
-        for job in self.queue.drain(..) {
-            job.shared.finish(Err(stopped()));
+        for waiting in self.queue.drain(..) {
+            waiting.job.shared.finish(Err(stopped()));
         }
     }
 }

@@ -112,6 +112,8 @@ pub(super) fn read_options(
     options
         .check()
         .map_err(|problem| Failure::Message(format!("bad options to '{name}' ({problem})")))?;
+    http::check_stream(&options, stream)
+        .map_err(|problem| Failure::Message(format!("bad options to '{name}' ({problem})")))?;
     Ok((options, stream))
 }
 
