@@ -47,6 +47,9 @@ pub(crate) struct Collector {
     /// A non-blocking request's shared state: progress goes there, and with
     /// `stream` the body too.
     pub(super) fetch: Option<Arc<Shared>>,
+    /// The current response's `Content-Length` once its headers are in
+    /// (`Some(None)`: it announced none), for progress.
+    announced: Option<Option<u64>>,
     /// The handle could not be put back in its idle state; drop it.
     pub(super) broken: bool,
     pub(super) handle: OwnHandle,
@@ -71,6 +74,7 @@ impl Collector {
         self.in_section = false;
         self.headers_complete = false;
         self.discard = false;
+        self.announced = None;
         if let Some(headers) = &mut self.headers {
             headers.clear();
         }
@@ -157,8 +161,11 @@ impl Handler for Collector {
     fn progress(&mut self, dltotal: f64, dlnow: f64, ultotal: f64, ulnow: f64) -> bool {
         if let Some(fetch) = &self.fetch {
             let total = |t: f64| (t > 0.0).then_some(t as u64);
-            let receive_total =
-                total(dltotal).or_else(|| self.handle.content_length().map(|l| l as u64));
+            // libcurl says 0 for both "none" and "0 bytes": asked once.
+            if self.headers_complete && self.announced.is_none() {
+                self.announced = Some(self.handle.content_length().map(|l| l as u64));
+            }
+            let receive_total = total(dltotal).or(self.announced.flatten());
             fetch.set_progress(Progress {
                 received: dlnow as u64,
                 receive_total,

@@ -428,6 +428,67 @@ impl std::fmt::Debug for Fetch {
 mod tests {
     use super::*;
 
+    /// A request that is not handed to the I/O thread (cancelling it sends
+    /// nothing: no engine runs in unit tests).
+    fn detached(stream: bool) -> Fetch {
+        Fetch {
+            shared: Arc::new(Shared::new(0, stream)),
+            generation: crate::lifetime::generation(),
+        }
+    }
+
+    #[test]
+    fn waiters_and_a_cancel_racing_the_end_all_see_one_outcome() {
+        for round in 0..200 {
+            let fetch = Arc::new(detached(false));
+            let waiters: Vec<_> = (0..4)
+                .map(|_| {
+                    let fetch = Arc::clone(&fetch);
+                    std::thread::spawn(move || {
+                        let outcome: *const _ = fetch.wait(None).expect("no timeout");
+                        (outcome as usize, fetch.state())
+                    })
+                })
+                .collect();
+            let canceller = {
+                let fetch = Arc::clone(&fetch);
+                std::thread::spawn(move || fetch.cancel())
+            };
+            let reply = Reply { status: 200 + round % 2, ..Reply::default() };
+            let ended_first = fetch.shared.finish(Ok(reply));
+            canceller.join().unwrap();
+            let seen: Vec<_> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+            let outcome: *const _ = fetch.poll().unwrap();
+            let state = if ended_first { State::Done } else { State::Cancelled };
+            for (address, waiter_state) in seen {
+                assert_eq!(
+                    address, outcome as usize,
+                    "round {round}: one outcome for every waiter"
+                );
+                assert_eq!(waiter_state, state, "round {round}");
+            }
+            assert_eq!(fetch.state(), state);
+        }
+    }
+
+    #[test]
+    fn a_timed_wait_gives_up_and_a_stream_reads_in_order() {
+        let fetch = detached(true);
+        let started = Instant::now();
+        assert!(fetch.wait(Some(Duration::from_millis(30))).is_none());
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        assert_eq!(fetch.read(), Some(Chunk::Empty));
+        assert_eq!(fetch.shared.push(b"abc"), Pushed::Taken);
+        assert_eq!(fetch.shared.push(b"def"), Pushed::Taken);
+        let mut two = [0u8; 2];
+        assert_eq!(fetch.read_into(&mut two), Some(Chunk::Bytes(2)));
+        assert_eq!(&two, b"ab");
+        assert_eq!(fetch.read(), Some(Chunk::Bytes(b"cdef".to_vec())));
+        fetch.shared.finish(Ok(Reply::default()));
+        assert_eq!(fetch.read(), Some(Chunk::End));
+        assert_eq!(detached(false).read(), None);
+    }
+
     #[test]
     fn caps_are_checked_and_kept() {
         assert!(configure(Some(0), None).is_err());

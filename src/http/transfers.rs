@@ -13,13 +13,13 @@
 //! HTTP/2; from then on, by the connections its requests need at
 //! [`STREAMS_PER_CONNECTION`] each. libcurl's caps stay set as a backstop.
 //!
-//! mio is edge-triggered and libcurl may leave input unread after an
-//! event, so each socket is re-armed (`EPOLL_CTL_MOD`) after its event:
-//! input still waiting then raises a new one.
+//! mio is edge-triggered, which libcurl's event interface allows: on an
+//! event, libcurl reads until the socket would block, or it marks the
+//! transfer to run again and asks for its timer at once.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use curl::easy::Easy2;
@@ -79,10 +79,6 @@ struct Watched {
     interests: HashMap<curl::multi::Socket, Interest>,
 }
 
-fn lock(watched: &Mutex<Watched>) -> MutexGuard<'_, Watched> {
-    watched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// One request in flight.
 struct Active {
     /// `None` only between two hops.
@@ -94,7 +90,6 @@ struct Active {
 
 pub(crate) struct Transfers {
     multi: Multi,
-    watched: Arc<Mutex<Watched>>,
     /// When libcurl wants its timer to run.
     timer: Arc<Mutex<Option<Instant>>>,
     active: HashMap<FetchId, Active>,
@@ -112,18 +107,12 @@ pub(crate) struct Transfers {
 
 impl Transfers {
     pub(crate) fn new(registry: &Registry) -> std::io::Result<Transfers> {
-        let watched = Arc::new(Mutex::new(Watched {
-            registry: registry.try_clone()?,
-            interests: HashMap::new(),
-        }));
+        // The socket callback's own: libcurl calls it only from our calls.
+        let mut watched = Watched { registry: registry.try_clone()?, interests: HashMap::new() };
         let timer = Arc::new(Mutex::new(None));
         let mut multi = Multi::new();
-        let in_callback = Arc::clone(&watched);
         multi
             .socket_function(move |socket, events, _| {
-                let mut watched = lock(&in_callback);
-                let watched = &mut *watched;
-                let fd = SourceFd(&socket);
                 let token = Token(SOCKET_TOKEN | socket as usize);
                 if events.remove() {
                     if watched.interests.remove(&socket).is_some() {
@@ -136,7 +125,7 @@ impl Transfers {
                     (false, true) => Interest::WRITABLE,
                     _ => Interest::READABLE,
                 };
-                let mut fd = fd;
+                let mut fd = SourceFd(&socket);
                 let registered = match watched.interests.insert(socket, interest) {
                     Some(_) => watched.registry.reregister(&mut fd, token, interest),
                     None => watched.registry.register(&mut fd, token, interest),
@@ -159,7 +148,6 @@ impl Transfers {
         set_limits(&mut multi, limits).map_err(to_io)?;
         Ok(Transfers {
             multi,
-            watched,
             timer,
             active: HashMap::new(),
             queue: VecDeque::new(),
@@ -316,18 +304,7 @@ impl Transfers {
         let mut events = Events::new();
         events.input(readable).output(writable).error(error);
         let _ = self.multi.action(socket, &events);
-        self.rearm(socket);
         self.settle();
-    }
-
-    /// Watches `socket` again with the same interest, so that input libcurl
-    /// left unread raises a new event.
-    fn rearm(&self, socket: curl::multi::Socket) {
-        let watched = lock(&self.watched);
-        if let Some(&interest) = watched.interests.get(&socket) {
-            let token = Token(SOCKET_TOKEN | socket as usize);
-            let _ = watched.registry.reregister(&mut SourceFd(&socket), token, interest);
-        }
     }
 
     /// Runs what is due: libcurl's timer and the budgets that ran out.
@@ -505,4 +482,34 @@ fn io_error(message: String) -> RequestError {
 
 fn to_io(e: curl::MultiError) -> std::io::Error {
     std::io::Error::other(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_counts_requests_until_it_multiplexes() {
+        let mut origin = Origin::default();
+        assert_eq!(
+            (origin.connections(0), origin.connections(1), origin.connections(7)),
+            (0, 1, 7)
+        );
+        origin.multiplexes = true;
+        assert_eq!(origin.connections(0), 0);
+        assert_eq!(origin.connections(1), 1);
+        assert_eq!(origin.connections(STREAMS_PER_CONNECTION), 1);
+        assert_eq!(origin.connections(STREAMS_PER_CONNECTION + 1), 2);
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port() {
+        let options = |url: &str| RequestOptions::get(super::super::parse_url(url).unwrap());
+        assert_eq!(origin_of(&options("http://Example.com/a")), "http://example.com:80");
+        assert_eq!(origin_of(&options("https://example.com:8443/")), "https://example.com:8443");
+        assert_ne!(
+            origin_of(&options("http://a.example/")),
+            origin_of(&options("https://a.example/"))
+        );
+    }
 }
