@@ -194,6 +194,19 @@ test("with a cap, requests queue in order", function()
   end
 end)
 
+test("timeout_ms counts from net.fetch, waiting behind the cap included", function()
+  net.configure{ max_host_connections = 1 }
+  local first = net.fetch{ url = HTTP .. "/delay?ms=1500" }
+  local queued = net.fetch{ url = HTTP .. "/delay?ms=10", timeout_ms = 300 }
+  local r = pack(queued:wait(10000))
+  net.configure(DEFAULTS)
+  eq(r[1], nil, "the queued request failed")
+  eq(r[2], "timed out after 300 ms", "message")
+  eq(r[3], "timeout", "kind")
+  eq(first:state(), "pending", "the first still runs")
+  eq(done(first).status, 200, "and then finishes")
+end)
+
 test("200 concurrent requests take one round, on the same threads", function()
   eq(pack(net.configure{ max_host_connections = 250 }).n, 1, "configure's results")
   local one = net.fetch{ url = HTTP .. "/delay?ms=500" }
