@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "process.h"
 #include "peer.h"
 
 static int error_is(const char *expected) { return strcmp(luanet_last_error(), expected) == 0; }
@@ -19,28 +20,6 @@ static int error_is(const char *expected) { return strcmp(luanet_last_error(), e
 static const char *env(const char *name) {
     const char *value = getenv(name);
     return value ? value : "";
-}
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1000.0 + (double)t.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
-/* The number of threads of this process (/proc/self/status), -1 if unknown. */
-static int threads(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    int n = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1) break;
-    if (f) fclose(f);
-    return n;
 }
 
 /* The body as a NUL-terminated copy in a static buffer. */

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "process.h"
+
 enum { STATES = 100, PER_STATE = 50 };
 
 static int passed, failed;
@@ -23,39 +25,6 @@ static int passed, failed;
 static void check(int ok, const char *what, const char *detail) {
     printf("%s - %s%s%s\n", ok ? "ok" : "not ok", what, detail ? ": " : "", detail ? detail : "");
     ok ? passed++ : failed++;
-}
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1000.0 + (double)t.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
-static int threads(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    int n = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1) break;
-    if (f) fclose(f);
-    return n;
-}
-
-/* Open descriptors: the entries of /proc/self/fd (the directory's own
- * descriptor included, the same every time). */
-static int descriptors(void) {
-    DIR *dir = opendir("/proc/self/fd");
-    int n = 0;
-    if (!dir) return -1;
-    for (struct dirent *e; (e = readdir(dir)) != NULL;)
-        if (e->d_name[0] != '.') n++;
-    closedir(dir);
-    return n;
 }
 
 /* A fresh state with `net` required, `prefix`, `k` and `per_state` set as

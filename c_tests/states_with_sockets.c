@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "process.h"
+
 enum { STATES = 100 };
 
 static int passed, failed;
@@ -32,21 +34,6 @@ static int run(const char *code, lua_State **out, char *error, size_t size) {
     if (out) *out = L;
     else lua_close(L);
     return ok;
-}
-
-static int threads(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    int n = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1) break;
-    if (f) fclose(f);
-    return n;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
 }
 
 /* Sockets left open: one idle, one echoing, one receiving a stream. */

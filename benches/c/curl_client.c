@@ -29,29 +29,9 @@
  */
 
 #include <curl/curl.h>
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-/* A response body, grown as data arrives; reset (not freed) per request. */
-struct body {
-    char *data;
-    size_t len;
-    size_t cap;
-};
-
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("curl_client: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
+#define PROGRAM "curl_client"
+#include "client.h"
 
 static void usage(void)
 {
@@ -61,35 +41,6 @@ static void usage(void)
           "       curl_client download URL [COUNT]\n",
           stderr);
     exit(2);
-}
-
-static long long number(const char *text)
-{
-    char *end;
-    errno = 0;
-    long long n = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || n < 0)
-        fail("not a count or size: '%s'", text);
-    return n;
-}
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct body *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 16384;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *data = realloc(b->data, cap);
-        if (!data)
-            return 0; /* makes libcurl fail the transfer with CURLE_WRITE_ERROR */
-        b->data = data;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    return n;
 }
 
 static CURL *new_handle(const char *url, struct body *b)

@@ -37,23 +37,14 @@
  */
 
 #include <curl/curl.h>
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+
+#define PROGRAM "curl_multi"
+#include "client.h"
 
 /* Budget for one curl_multi_poll, in ms; the loop only goes round again. */
 #define POLL_MS 1000
 /* Budget for one transfer, so that a broken server fails the run. */
 #define TRANSFER_TIMEOUT_S 30L
-
-/* A response body, grown as data arrives; reset (not freed) per request. */
-struct body {
-    char *data;
-    size_t len;
-    size_t cap;
-};
 
 /* One easy handle and its body; reused for one transfer after another. */
 struct slot {
@@ -61,52 +52,12 @@ struct slot {
     struct body b;
 };
 
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("curl_multi: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
 static void usage(void)
 {
     fputs("usage: curl_multi get URL COUNT [INFLIGHT]\n"
           "       curl_multi h2 URL COUNT [INFLIGHT]\n",
           stderr);
     exit(2);
-}
-
-static long long number(const char *text)
-{
-    char *end;
-    errno = 0;
-    long long n = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || n < 0)
-        fail("not a count: '%s'", text);
-    return n;
-}
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct body *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 16384;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *data = realloc(b->data, cap);
-        if (!data)
-            return 0; /* makes libcurl fail the transfer with CURLE_WRITE_ERROR */
-        b->data = data;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    return n;
 }
 
 static void setup(struct slot *s, const char *url, int h2)

@@ -9,7 +9,7 @@ use std::ffi::{c_int, CStr};
 use std::time::Duration;
 
 use super::args::{self, Callee};
-use super::boundary::{lua_function, Failure, Kind, Lua, REQUEST_METATABLE};
+use super::boundary::{lua_function, Failure, Kind, Lua, Tagged, REQUEST_METATABLE};
 use super::request::{push_outcome, read_options};
 use crate::http::{self, Chunk, Fetch, State};
 
@@ -24,6 +24,11 @@ struct Userdata {
     magic: u64,
     /// `None` once `__gc` has run.
     fetch: Option<Fetch>,
+}
+
+// SAFETY: `#[repr(C)]` with the tag first; only `fetch` makes one.
+unsafe impl Tagged for Userdata {
+    const TAG: u64 = MAGIC;
 }
 
 lua_function!(
@@ -90,16 +95,7 @@ fn fetch(lua: &mut Lua) -> Result<c_int, Failure> {
 /// The `net_request` userdata at `index`, if that is one.
 #[allow(clippy::mut_from_ref)] // Lua owns it; see `this` for the borrow rule.
 fn userdata_at(lua: &Lua, index: c_int) -> Option<&mut Userdata> {
-    let ours = lua.kind(index) == Kind::Userdata
-        && lua.has_metatable(index, REQUEST_METATABLE)
-        && lua.userdata_size(index) == size_of::<Userdata>();
-    if !ours {
-        return None;
-    }
-    // SAFETY: a full userdata of our size with our metatable; its tag says
-    // `fetch` made it.
-    let userdata = unsafe { &mut *lua.userdata(index).cast::<Userdata>() };
-    (userdata.magic == MAGIC).then_some(userdata)
+    lua.tagged(index, REQUEST_METATABLE)
 }
 
 /// The request behind `self`: `None` once collected. The borrow lasts

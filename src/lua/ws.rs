@@ -10,7 +10,7 @@
 use std::ffi::{c_int, CStr};
 
 use super::args::{self, Callee, Text};
-use super::boundary::{lua_function, Failure, Kind, Lua, WS_METATABLE};
+use super::boundary::{lua_function, Failure, Kind, Lua, Tagged, WS_METATABLE};
 use crate::ws::{Outgoing, Polled, Socket, CLOSED};
 
 /// The registry name of the metatable, as the contract names it; also
@@ -26,6 +26,11 @@ const MAGIC: u64 = u64::from_be_bytes(*b"luanetws");
 struct Userdata {
     magic: u64,
     socket: Option<Socket>,
+}
+
+// SAFETY: `#[repr(C)]` with the tag first; only `connect` makes one.
+unsafe impl Tagged for Userdata {
+    const TAG: u64 = MAGIC;
 }
 
 lua_function!(
@@ -94,16 +99,7 @@ fn connect(lua: &mut Lua) -> Result<c_int, Failure> {
 /// The `net_ws` userdata at `index`, if that is one.
 #[allow(clippy::mut_from_ref)] // Lua owns it; see `this` for the borrow rule.
 fn userdata_at(lua: &Lua, index: c_int) -> Option<&mut Userdata> {
-    let ours = lua.kind(index) == Kind::Userdata
-        && lua.has_metatable(index, WS_METATABLE)
-        && lua.userdata_size(index) == size_of::<Userdata>();
-    if !ours {
-        return None;
-    }
-    // SAFETY: a full userdata of our size with our metatable; its tag says
-    // `connect` made it.
-    let userdata = unsafe { &mut *lua.userdata(index).cast::<Userdata>() };
-    (userdata.magic == MAGIC).then_some(userdata)
+    lua.tagged(index, WS_METATABLE)
 }
 
 /// The socket behind `self` (stack index 1): `None` once collected. The

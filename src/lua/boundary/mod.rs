@@ -133,6 +133,15 @@ pub(crate) struct Upvalues {
     pub(crate) request_metatable: c_int,
 }
 
+/// A userdata luanet makes, told from others by its tag.
+///
+/// # Safety
+/// The type is `#[repr(C)]`, its first field is a `u64` that is always
+/// `TAG`, and no other type has the same tag.
+pub(crate) unsafe trait Tagged: Sized {
+    const TAG: u64;
+}
+
 /// The Lua state as a function body sees it: calls that cannot raise take
 /// `&self`; calls that can raise take `&mut self` and run protected.
 pub(crate) struct Lua {
@@ -408,6 +417,26 @@ impl Lua {
             lua_pop(self.state, 1);
             same
         }
+    }
+
+    /// The `T` at `index`, if that is one: a full userdata of `T`'s size,
+    /// with the metatable at `metatable` and `T`'s tag. Another userdata
+    /// given our metatable (through `debug.setmetatable`) is not taken for
+    /// one. Lua owns it: the borrow must end before Lua code can run.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) fn tagged<T: Tagged>(&self, index: c_int, metatable: c_int) -> Option<&mut T> {
+        let ours = self.kind(index) == Kind::Userdata
+            && self.has_metatable(index, metatable)
+            && self.userdata_size(index) == size_of::<T>();
+        if !ours {
+            return None;
+        }
+        let pointer = self.userdata(index);
+        // SAFETY: a full userdata of `T`'s size, aligned for any type; its
+        // first 8 bytes are read as the tag before the whole is taken as a
+        // `T`, which only `T`'s maker writes with that tag (`Tagged`).
+        let tag = unsafe { pointer.cast::<u64>().read() };
+        (tag == T::TAG).then(|| unsafe { &mut *pointer.cast::<T>() })
     }
 
     pub(crate) fn push_nil(&self) {
