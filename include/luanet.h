@@ -218,8 +218,8 @@ enum luanet_result luanet_configure(size_t max_host_connections, size_t max_tota
 // A descriptor that becomes readable when any request or WebSocket has
 // news (a request finished, streamed bytes arrived, a message or a close
 // came), and stays readable until the host reads it (8 bytes); the host
-// then polls its handles. The same descriptor every call, owned by the
-// library: never close it. -1 when it cannot be made
+// then polls its handles. The same descriptor every call (a forked child
+// gets its own), owned by the library: never close it. -1 when it cannot be made
 // (`luanet_last_error()` says why).
 int luanet_wakeup_fd(void);
 

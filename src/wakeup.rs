@@ -4,21 +4,31 @@
 //! of polling its handles every frame.
 //!
 //! Until a host asks for it, nothing is written: news costs no system call.
+//! A forked child does not write to its parent's descriptor: it gets one of
+//! its own when it asks.
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// The descriptor, or -1 until a host asked for it.
 static FD: AtomicI32 = AtomicI32::new(-1);
+/// The fork generation (`crate::lifetime`) that made `FD`.
+static MADE_IN: AtomicU64 = AtomicU64::new(0);
 static CREATING: Mutex<()> = Mutex::new(());
+
+/// The descriptor if this process made it.
+fn ours() -> Option<RawFd> {
+    let fd = FD.load(Ordering::Acquire);
+    (fd >= 0 && MADE_IN.load(Ordering::Relaxed) == crate::lifetime::generation()).then_some(fd)
+}
 
 /// The descriptor, made on the first call; the same one for the life of
 /// the process.
 pub fn fd() -> std::io::Result<RawFd> {
+    crate::lifetime::watch_fork();
     let _creating = CREATING.lock().unwrap_or_else(|p| p.into_inner());
-    let fd = FD.load(Ordering::Acquire);
-    if fd >= 0 {
+    if let Some(fd) = ours() {
         return Ok(fd);
     }
     // SAFETY: no pointer arguments; the result is checked.
@@ -26,16 +36,14 @@ pub fn fd() -> std::io::Result<RawFd> {
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    MADE_IN.store(crate::lifetime::generation(), Ordering::Relaxed);
     FD.store(fd, Ordering::Release);
     Ok(fd)
 }
 
 /// Something happened that a host may want to look at.
 pub fn notify() {
-    let fd = FD.load(Ordering::Relaxed);
-    if fd < 0 {
-        return;
-    }
+    let Some(fd) = ours() else { return };
     let one: u64 = 1;
     // SAFETY: writes 8 bytes from a live u64 to our own eventfd. A full
     // counter (EAGAIN) is still readable, which is all a host needs.

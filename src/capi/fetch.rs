@@ -264,8 +264,8 @@ pub extern "C" fn luanet_configure(
 /// A descriptor that becomes readable when any request or WebSocket has
 /// news (a request finished, streamed bytes arrived, a message or a close
 /// came), and stays readable until the host reads it (8 bytes); the host
-/// then polls its handles. The same descriptor every call, owned by the
-/// library: never close it. -1 when it cannot be made
+/// then polls its handles. The same descriptor every call (a forked child
+/// gets its own), owned by the library: never close it. -1 when it cannot be made
 /// (`luanet_last_error()` says why).
 #[no_mangle]
 pub extern "C" fn luanet_wakeup_fd() -> c_int {
