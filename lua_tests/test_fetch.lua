@@ -169,6 +169,21 @@ test("progress only grows and ends at the total", function()
   eq(sent_total, 1000, "send total")
 end)
 
+test("a large body goes out at the speed of the connection", function()
+  local size = 8 * 1024 * 1024
+  local body = T.pattern(size)
+  local req = net.fetch{ url = HTTP .. "/echo", method = "POST", body = body, timeout_ms = 30000 }
+  local res = done(req)
+  eq(res.status, 200, "status")
+  eq(#res.body, size, "echoed size")
+  truthy(res.body == body, "echoed bytes")
+  local _, _, sent, sent_total = req:progress()
+  eq(sent, size, "sent")
+  eq(sent_total, size, "send total")
+  -- Generous: a stalled upload moves 64 KiB a second, 2 minutes for this.
+  truthy(res.timings.total < 15000, "uploaded in " .. res.timings.total .. " ms")
+end)
+
 test("with a cap, requests queue in order", function()
   net.configure{ max_host_connections = 2 }
   local reqs, order = {}, {}

@@ -15,6 +15,8 @@ use super::Target;
 /// The most a `Content-Length` may make us reserve up front; a larger body
 /// still arrives, it just grows as it comes.
 const MAX_RESERVE: usize = 256 << 20;
+/// The most body buffer an idle handle keeps.
+const KEPT_BODY_CAPACITY: usize = 64 << 10;
 /// Bodies from this size on ask for huge pages.
 const HUGE_PAGE_BODY: usize = 8 << 20;
 
@@ -81,8 +83,12 @@ impl Collector {
     }
 
     /// Back to what the contract functions expect: body in memory, no
-    /// limit, no header lines kept.
+    /// limit, no header lines kept. A large body buffer left by a failed
+    /// or cancelled transfer is not kept with the idle handle.
     pub(super) fn plain(&mut self) {
+        if self.body.capacity() > KEPT_BODY_CAPACITY {
+            self.body = Vec::new();
+        }
         self.sink = None;
         self.limit = None;
         self.headers = None;

@@ -13,7 +13,7 @@
 //! Lock order: `stream`, then `sleepers`. The I/O thread never waits for a
 //! script: it holds each lock only for a copy.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -141,9 +141,7 @@ const UNKNOWN: u64 = u64::MAX;
 /// The state the script's thread and the I/O thread share for one request.
 pub(crate) struct Shared {
     pub(crate) id: FetchId,
-    outcome: OnceLock<Result<Reply, RequestError>>,
-    /// Set when the script cancelled (its outcome says so too).
-    cancelled: AtomicBool,
+    outcome: OnceLock<Ended>,
     received: AtomicU64,
     receive_total: AtomicU64,
     sent: AtomicU64,
@@ -154,6 +152,12 @@ pub(crate) struct Shared {
     waiting: AtomicUsize,
     sleepers: Mutex<()>,
     woken: Condvar,
+}
+
+/// How a request ended: its outcome, and whether that came from a cancel.
+struct Ended {
+    result: Result<Reply, RequestError>,
+    cancelled: bool,
 }
 
 #[derive(Default)]
@@ -180,7 +184,6 @@ impl Shared {
         Shared {
             id,
             outcome: OnceLock::new(),
-            cancelled: AtomicBool::new(false),
             received: AtomicU64::new(0),
             receive_total: AtomicU64::new(UNKNOWN),
             sent: AtomicU64::new(0),
@@ -201,11 +204,18 @@ impl Shared {
     }
 
     /// Sets the outcome unless one is set; true when this one was.
-    pub(crate) fn finish(&self, outcome: Result<Reply, RequestError>) -> bool {
-        let set = self.outcome.set(outcome).is_ok();
+    pub(crate) fn finish(&self, result: Result<Reply, RequestError>) -> bool {
+        self.end(Ended { result, cancelled: false })
+    }
+
+    fn end(&self, ended: Ended) -> bool {
+        let set = self.outcome.set(ended).is_ok();
         if set {
             crate::wakeup::notify();
         }
+        // Pairs with the fence in `wait`: either the waiter sees the
+        // outcome, or this sees the waiter.
+        fence(Ordering::SeqCst);
         if set && self.waiting.load(Ordering::SeqCst) > 0 {
             // Under the lock: a waiter between its check and its sleep
             // cannot miss this.
@@ -265,8 +275,24 @@ pub struct Finished(Arc<Shared>);
 impl Finished {
     /// The outcome, set once and never changed.
     pub fn outcome(&self) -> &Result<Reply, RequestError> {
-        self.0.outcome.get().expect("a finished request has an outcome")
+        match self.0.outcome.get() {
+            Some(ended) => &ended.result,
+            None => inherited(),
+        }
     }
+}
+
+/// The outcome of a request seen in a forked child. The child touches
+/// nothing the request shares with its parent's I/O thread: a lock or a
+/// slot that thread held at the fork would stay held forever.
+fn inherited() -> &'static Result<Reply, RequestError> {
+    static INHERITED: OnceLock<Result<Reply, RequestError>> = OnceLock::new();
+    INHERITED.get_or_init(|| {
+        Err(RequestError::new(
+            ErrorKind::Aborted,
+            "the request was started before fork() and does not run in this process",
+        ))
+    })
 }
 
 /// What the I/O thread gets for a new request.
@@ -296,19 +322,17 @@ impl Fetch {
         Ok(Fetch { shared, generation: crate::lifetime::generation() })
     }
 
+    /// Whether this process is a forked child of the one that started it.
+    fn inherited(&self) -> bool {
+        self.generation != crate::lifetime::generation()
+    }
+
     /// The outcome, once there is one. One atomic load while pending.
     pub fn poll(&self) -> Option<&Result<Reply, RequestError>> {
-        if let Some(outcome) = self.shared.outcome.get() {
-            return Some(outcome);
+        if self.inherited() {
+            return Some(inherited());
         }
-        if self.generation != crate::lifetime::generation() {
-            self.shared.finish(Err(RequestError::new(
-                ErrorKind::Aborted,
-                "the request was started before fork() and does not run in this process",
-            )));
-            return self.shared.outcome.get();
-        }
-        None
+        self.shared.outcome.get().map(|ended| &ended.result)
     }
 
     /// The outcome as a value of its own, once there is one.
@@ -317,7 +341,8 @@ impl Fetch {
     }
 
     /// Waits for the outcome, at most `timeout` (`None`: as long as it
-    /// takes). `None` when the time ran out first.
+    /// takes). `None` when the time ran out first. A streaming request
+    /// ends only once its body has been read.
     pub fn wait(&self, timeout: Option<Duration>) -> Option<&Result<Reply, RequestError>> {
         if let Some(outcome) = self.poll() {
             return Some(outcome);
@@ -325,6 +350,7 @@ impl Fetch {
         let deadline = timeout.map(|t| Instant::now() + t);
         let shared = &*self.shared;
         shared.waiting.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         let mut sleepers = lock(&shared.sleepers);
         while shared.outcome.get().is_none() {
             sleepers = match deadline {
@@ -340,29 +366,31 @@ impl Fetch {
         }
         drop(sleepers);
         shared.waiting.fetch_sub(1, Ordering::SeqCst);
-        shared.outcome.get()
+        self.poll()
     }
 
     /// Stops the request unless it has finished: its outcome becomes
     /// "cancelled" (kind aborted) at once, and the I/O thread drops the
     /// transfer (libcurl closes or keeps its connection).
     pub fn cancel(&self) {
-        if self.shared.is_finished() {
+        if self.inherited() || self.shared.is_finished() {
             return;
         }
-        self.shared.cancelled.store(true, Ordering::Relaxed);
-        if self.shared.finish(Err(cancelled())) {
+        if self.shared.end(Ended { result: Err(cancelled()), cancelled: true }) {
             crate::ws::engine::cancel_fetch(self.shared.id);
         }
     }
 
     /// Where the request stands.
     pub fn state(&self) -> State {
-        match self.poll() {
+        if self.inherited() {
+            return State::Failed;
+        }
+        match self.shared.outcome.get() {
             None => State::Pending,
-            Some(Ok(_)) => State::Done,
-            Some(Err(_)) if self.shared.cancelled.load(Ordering::Relaxed) => State::Cancelled,
-            Some(Err(_)) => State::Failed,
+            Some(Ended { cancelled: true, .. }) => State::Cancelled,
+            Some(Ended { result: Ok(_), .. }) => State::Done,
+            Some(Ended { result: Err(_), .. }) => State::Failed,
         }
     }
 
@@ -374,7 +402,14 @@ impl Fetch {
     /// With `stream`: the body bytes that arrived since the last read.
     /// `None` for a request started without `stream`.
     pub fn read(&self) -> Option<Chunk> {
-        let mut stream = lock(self.shared.stream.as_ref()?);
+        let stream = self.shared.stream.as_ref()?;
+        if self.inherited() {
+            return Some(Chunk::End);
+        }
+        // Looked at first: every byte was pushed before the outcome was
+        // set, so an outcome seen now means nothing more comes.
+        let ended = self.shared.is_finished();
+        let mut stream = lock(stream);
         if !stream.bytes.is_empty() {
             let bytes = std::mem::take(&mut stream.bytes);
             if std::mem::take(&mut stream.paused) {
@@ -382,10 +417,7 @@ impl Fetch {
             }
             return Some(Chunk::Bytes(bytes));
         }
-        // Under the stream lock: every byte was pushed before the outcome
-        // was set, so an empty buffer with an outcome is the end.
-        drop(stream);
-        Some(if self.poll().is_some() { Chunk::End } else { Chunk::Empty })
+        Some(if ended { Chunk::End } else { Chunk::Empty })
     }
 }
 
@@ -393,7 +425,12 @@ impl Fetch {
     /// As [`Fetch::read`], into `buf`: `Bytes` holds the count copied, and
     /// what did not fit stays for the next read.
     pub fn read_into(&self, buf: &mut [u8]) -> Option<Chunk<usize>> {
-        let mut stream = lock(self.shared.stream.as_ref()?);
+        let stream = self.shared.stream.as_ref()?;
+        if self.inherited() {
+            return Some(Chunk::End);
+        }
+        let ended = self.shared.is_finished(); // first, as in `read`
+        let mut stream = lock(stream);
         if !stream.bytes.is_empty() && !buf.is_empty() {
             let n = buf.len().min(stream.bytes.len());
             buf[..n].copy_from_slice(&stream.bytes[..n]);
@@ -404,17 +441,13 @@ impl Fetch {
             }
             return Some(Chunk::Bytes(n));
         }
-        let empty = stream.bytes.is_empty();
-        drop(stream);
-        Some(if empty && self.poll().is_some() { Chunk::End } else { Chunk::Empty })
+        Some(if stream.bytes.is_empty() && ended { Chunk::End } else { Chunk::Empty })
     }
 }
 
 impl Drop for Fetch {
     fn drop(&mut self) {
-        if self.generation == crate::lifetime::generation() {
-            self.cancel();
-        }
+        self.cancel();
     }
 }
 
@@ -509,7 +542,8 @@ mod tests {
         assert!(lock(shared.stream.as_ref().unwrap()).paused);
         assert!(shared.finish(Err(cancelled())));
         assert!(!shared.finish(Ok(Reply::default())));
-        assert!(matches!(shared.outcome.get(), Some(Err(e)) if e.kind == ErrorKind::Aborted));
+        let outcome = &shared.outcome.get().unwrap().result;
+        assert!(matches!(outcome, Err(e) if e.kind == ErrorKind::Aborted));
         assert_eq!(Shared::new(2, false).push(b"x"), Pushed::Taken);
     }
 }

@@ -13,13 +13,18 @@
 //! HTTP/2; from then on, by the connections its requests need at
 //! [`STREAMS_PER_CONNECTION`] each. libcurl's caps stay set as a backstop.
 //!
-//! mio is edge-triggered, which libcurl's event interface allows: on an
-//! event, libcurl reads until the socket would block, or it marks the
-//! transfer to run again and asks for its timer at once.
+//! mio is edge-triggered and libcurl expects level-triggered readiness.
+//! For input that is enough: on an event, libcurl reads until the socket
+//! would block, or it marks the transfer to run again and asks for its
+//! timer at once. Output is not: libcurl fills the send buffer once per
+//! run, and when the kernel takes all of it no new edge ever comes. So
+//! after each run of libcurl the sockets it wants to write to are watched
+//! again (`EPOLL_CTL_MOD`), which raises their event while they can take
+//! more.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use curl::easy::Easy2;
@@ -77,6 +82,47 @@ fn origin_of(options: &RequestOptions) -> String {
 struct Watched {
     registry: Registry,
     interests: HashMap<curl::multi::Socket, Interest>,
+    /// The sockets libcurl wants to write to.
+    writers: HashSet<curl::multi::Socket>,
+}
+
+impl Watched {
+    /// Watches `socket` for `interest`, or stops (`None`).
+    fn watch(&mut self, socket: curl::multi::Socket, interest: Option<Interest>) {
+        let mut fd = SourceFd(&socket);
+        let Some(interest) = interest else {
+            self.writers.remove(&socket);
+            if self.interests.remove(&socket).is_some() {
+                let _ = self.registry.deregister(&mut fd);
+            }
+            return;
+        };
+        let token = Token(SOCKET_TOKEN | socket as usize);
+        let registered = match self.interests.insert(socket, interest) {
+            Some(_) => self.registry.reregister(&mut fd, token, interest),
+            None => self.registry.register(&mut fd, token, interest),
+        };
+        if registered.is_err() {
+            self.interests.remove(&socket);
+        }
+        match registered.is_ok() && interest.is_writable() {
+            true => self.writers.insert(socket),
+            false => self.writers.remove(&socket),
+        };
+    }
+
+    /// Watches the writers again: those that can take more raise an event.
+    fn rearm_writers(&self) {
+        for &socket in &self.writers {
+            let token = Token(SOCKET_TOKEN | socket as usize);
+            let interest = self.interests[&socket];
+            let _ = self.registry.reregister(&mut SourceFd(&socket), token, interest);
+        }
+    }
+}
+
+fn lock(watched: &Mutex<Watched>) -> MutexGuard<'_, Watched> {
+    watched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One request in flight.
@@ -90,6 +136,9 @@ struct Active {
 
 pub(crate) struct Transfers {
     multi: Multi,
+    /// Shared with the socket callback (which libcurl calls only from
+    /// inside our calls into it, on this thread).
+    watched: Arc<Mutex<Watched>>,
     /// When libcurl wants its timer to run.
     timer: Arc<Mutex<Option<Instant>>>,
     active: HashMap<FetchId, Active>,
@@ -107,32 +156,23 @@ pub(crate) struct Transfers {
 
 impl Transfers {
     pub(crate) fn new(registry: &Registry) -> std::io::Result<Transfers> {
-        // The socket callback's own: libcurl calls it only from our calls.
-        let mut watched = Watched { registry: registry.try_clone()?, interests: HashMap::new() };
+        let watched = Arc::new(Mutex::new(Watched {
+            registry: registry.try_clone()?,
+            interests: HashMap::new(),
+            writers: HashSet::new(),
+        }));
         let timer = Arc::new(Mutex::new(None));
         let mut multi = Multi::new();
+        let in_callback = Arc::clone(&watched);
         multi
             .socket_function(move |socket, events, _| {
-                let token = Token(SOCKET_TOKEN | socket as usize);
-                if events.remove() {
-                    if watched.interests.remove(&socket).is_some() {
-                        let _ = watched.registry.deregister(&mut SourceFd(&socket));
-                    }
-                    return;
-                }
-                let interest = match (events.input(), events.output()) {
-                    (true, true) => Interest::READABLE | Interest::WRITABLE,
-                    (false, true) => Interest::WRITABLE,
-                    _ => Interest::READABLE,
+                let interest = match (events.remove(), events.input(), events.output()) {
+                    (true, _, _) => None,
+                    (false, true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+                    (false, false, true) => Some(Interest::WRITABLE),
+                    (false, _, false) => Some(Interest::READABLE),
                 };
-                let mut fd = SourceFd(&socket);
-                let registered = match watched.interests.insert(socket, interest) {
-                    Some(_) => watched.registry.reregister(&mut fd, token, interest),
-                    None => watched.registry.register(&mut fd, token, interest),
-                };
-                if registered.is_err() {
-                    watched.interests.remove(&socket);
-                }
+                lock(&in_callback).watch(socket, interest);
             })
             .map_err(to_io)?;
         let in_timer = Arc::clone(&timer);
@@ -148,6 +188,7 @@ impl Transfers {
         set_limits(&mut multi, limits).map_err(to_io)?;
         Ok(Transfers {
             multi,
+            watched,
             timer,
             active: HashMap::new(),
             queue: VecDeque::new(),
@@ -304,6 +345,7 @@ impl Transfers {
         let mut events = Events::new();
         events.input(readable).output(writable).error(error);
         let _ = self.multi.action(socket, &events);
+        lock(&self.watched).rearm_writers();
         self.settle();
     }
 
@@ -317,6 +359,7 @@ impl Transfers {
         if due {
             *self.timer.lock().unwrap_or_else(|p| p.into_inner()) = None;
             let _ = self.multi.timeout();
+            lock(&self.watched).rearm_writers();
         }
         while let Some(&Reverse((at, id))) = self.deadlines.peek() {
             if at > now {
@@ -351,6 +394,7 @@ impl Transfers {
     pub(crate) fn resume(&mut self, id: FetchId) {
         if let Some(handle) = self.active.get(&id).and_then(|a| a.handle.as_ref()) {
             let _ = handle.unpause_write();
+            lock(&self.watched).rearm_writers();
         }
         self.settle();
     }
@@ -409,7 +453,8 @@ impl Transfers {
             return;
         };
         let active = self.active.remove(&id).expect("found above");
-        if outcome.as_ref().is_ok_and(|reply| reply.http_version == c"2") {
+        // Only a reply from the origin it was counted by (no redirect).
+        if outcome.as_ref().is_ok_and(|reply| reply.http_version == c"2" && reply.redirects == 0) {
             self.multiplexes(&active.origin);
         }
         self.release(&active.origin);
