@@ -85,8 +85,8 @@ fn fetch(lua: &mut Lua) -> Result<c_int, Failure> {
     };
     match Fetch::start(options, stream) {
         Ok(fetch) => userdata.fetch = Some(fetch),
-        // Only when the I/O thread cannot start: a programming-free,
-        // system failure, raised like a memory error.
+        // Only when the I/O thread cannot start: a failure of the system,
+        // raised like a memory error.
         Err(e) => return Err(Failure::Message(format!("{FETCH}: {}", e.message))),
     }
     Ok(1)
