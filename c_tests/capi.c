@@ -147,8 +147,27 @@ static void test_ws(void) {
     CHECK(polled == LUANET_OK && len == 6 && memcmp(data, "polled", 6) == 0, "poll returns the message");
     luanet_message_free(m);
 
+    uint16_t code = 0;
+    const char *reason = NULL;
+    size_t reason_len = 0;
+    luanet_closed_by by = LUANET_CLOSED_BY_ERROR;
+    CHECK(luanet_ws_close_info(ws, &code, &reason, &reason_len, &by) == LUANET_EMPTY, "close_info while open: LUANET_EMPTY");
+    CHECK(luanet_ws_close_info(ws, NULL, &reason, &reason_len, &by) == LUANET_ERR_ARGUMENT, "close_info into NULL");
     CHECK(luanet_ws_close(ws, 999) == LUANET_ERR_ARGUMENT, "close code 999 refused");
-    CHECK(luanet_ws_close(ws, 1000) == LUANET_OK, "close 1000");
+    char long_reason[125];
+    memset(long_reason, 'x', 124);
+    long_reason[124] = 0;
+    CHECK(luanet_ws_close_with_reason(ws, 1000, long_reason) == LUANET_ERR_ARGUMENT &&
+              error_is("close reason must be at most 123 bytes"),
+          "a 124-byte reason refused");
+    CHECK(luanet_ws_close_with_reason(ws, 1000, "\xff") == LUANET_ERR_ARGUMENT && error_is("close reason must be UTF-8"),
+          "a reason that is not UTF-8 refused");
+    CHECK(luanet_ws_is_open(ws), "still open after refused closes");
+    CHECK(luanet_ws_close_with_reason(ws, 4008, "done here") == LUANET_OK, "close 4008 with a reason");
+    CHECK(luanet_ws_close_info(ws, &code, &reason, &reason_len, &by) == LUANET_OK && code == 4008 &&
+              reason_len == 9 && memcmp(reason, "done here", 9) == 0 && by == LUANET_CLOSED_BY_LOCAL,
+          "close_info: 4008, \"done here\", local");
+    CHECK(luanet_ws_close(ws, 1000) == LUANET_OK, "close 1000 after that: harmless");
     CHECK(!luanet_ws_is_open(ws), "closed");
     CHECK(luanet_ws_close(ws, 1000) == LUANET_OK, "second close harmless");
     CHECK(luanet_ws_send_text(ws, "late", 4) == LUANET_CLOSED, "send after close: LUANET_CLOSED");
@@ -171,6 +190,13 @@ static void test_ws_server_close(void) {
     luanet_message *m = NULL;
     CHECK(luanet_ws_recv(ws, 5000, &m) == LUANET_CLOSED, "then LUANET_CLOSED");
     CHECK(!luanet_ws_is_open(ws), "not open after the server's close");
+    uint16_t code = 0;
+    const char *reason = NULL;
+    size_t reason_len = 0;
+    luanet_closed_by by = LUANET_CLOSED_BY_ERROR;
+    CHECK(luanet_ws_close_info(ws, &code, &reason, &reason_len, &by) == LUANET_OK && code == 4001 &&
+              reason_len == 3 && memcmp(reason, "bye", 3) == 0 && by == LUANET_CLOSED_BY_PEER,
+          "close_info: the server's 4001, \"bye\", peer");
     luanet_ws_free(ws);
 
     /* Freeing an open socket closes it without waiting. */

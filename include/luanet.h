@@ -54,6 +54,16 @@ typedef enum luanet_result {
   LUANET_ERR_PANIC = 6,
 } luanet_result;
 
+// Who ended a connection (`luanet_ws_close_info`).
+typedef enum luanet_closed_by {
+  // The peer sent the first close frame.
+  LUANET_CLOSED_BY_PEER = 1,
+  // This side did (`luanet_ws_close`, or `luanet_ws_free`).
+  LUANET_CLOSED_BY_LOCAL = 2,
+  // The library failed the connection, or it dropped.
+  LUANET_CLOSED_BY_ERROR = 3,
+} luanet_closed_by;
+
 // What went wrong, as a stable name scripts can branch on.
 typedef struct ErrorKind ErrorKind;
 
@@ -554,6 +564,32 @@ bool luanet_ws_is_open(const struct luanet_ws *ws);
 // # Safety
 // `ws` is a live socket.
 enum luanet_result luanet_ws_close(const struct luanet_ws *ws, uint16_t code);
+
+// As `luanet_ws_close`, with a close reason: NUL-terminated UTF-8 of at
+// most 123 bytes (NULL: none). `LUANET_ERR_ARGUMENT` for a code a client
+// may not send or a reason that breaks that rule.
+//
+// # Safety
+// `ws` is a live socket; `reason` is NULL or a NUL-terminated string.
+enum luanet_result luanet_ws_close_with_reason(const struct luanet_ws *ws,
+                                               uint16_t code,
+                                               const char *reason);
+
+// How the connection ended, once it has: `LUANET_OK`, with the close code
+// and reason of the first close frame and who sent it. When the library
+// failed the connection, the code is the one it sent (1009 for a message
+// too big, 1002 for a protocol error), or 1006 when the connection dropped
+// with no close frame. The reason (UTF-8, not NUL-terminated) stays valid
+// until the socket is freed. `LUANET_EMPTY` while the socket is open or
+// closing.
+//
+// # Safety
+// `ws` is a live socket; the out-pointers point to writable storage.
+enum luanet_result luanet_ws_close_info(const struct luanet_ws *ws,
+                                        uint16_t *code,
+                                        const char **reason,
+                                        size_t *reason_len,
+                                        enum luanet_closed_by *by);
 
 // Frees a socket, starting its closing handshake (code 1000) if it is
 // still open, without waiting. NULL is ignored.

@@ -360,7 +360,8 @@ say(ws:recv(10))
 say(ws:is_open())
 say(ws:error())
 say(ws:close())
-say(ws:close(4000))
+say(ws:close(4000, "late"))
+say(ws:close_info())
 say(tostring(ws))
 ]], [[
 false "the WebSocket is closed"
@@ -374,6 +375,7 @@ false
 nil
 
 
+1006 "" "error"
 "websocket(closed)"
 ]])
 

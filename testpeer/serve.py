@@ -121,7 +121,7 @@ WebSocket paths (query strings parsed with urllib; unknown paths refuse the
 upgrade with 404 "not found"). "Then echoes" means: every message received
 is sent back with its type (text stays text, binary stays binary).
     /echo                   echoes
-    /send?count=N&size=S&type=text|binary&close=CODE
+    /send?count=N&size=S&type=text|binary&close=CODE&reason=R
                             sends N messages (default 1, type text); message i
                             (from 1) is, for text, "msg <i>" padded with "x"
                             to S characters when S is given; for binary, S
@@ -151,6 +151,10 @@ is sent back with its type (text stays text, binary stays binary).
                             came)
     /last-reply             sends the text "reply=<C>": the latest code that
                             /close-when-full recorded, or "none"; then closes
+    /last-close             sends the text "code=<C> reason=<R>": the close
+                            code and reason of the latest client close frame
+                            any WebSocket server received ("none" before
+                            any), then closes normally
     /stats                  sends the text "open=<N> last_close=<C>" then
                             closes normally (1000). N: WebSocket connections
                             open now on all the WebSocket servers, this one
@@ -649,7 +653,7 @@ async def ws_route(ws) -> None:
                     text = text.ljust(size, "x")
                 await ws.send(text)
         if close is not None:
-            await ws.close(close, "bye")
+            await ws.close(close, (query.get("reason") or ["bye"])[0])
         else:
             await ws_echo(ws)
     elif path == "/fragmented":
@@ -694,6 +698,10 @@ async def ws_route(ws) -> None:
     elif path == "/last-reply":
         await ws.send(f"reply={CLOSE_REPLIES[-1] if CLOSE_REPLIES else 'none'}")
         await ws.close()
+    elif path == "/last-close":
+        code, reason = WS_CLOSES[-1] if WS_CLOSES else ("none", "")
+        await ws.send(f"code={code} reason={reason}")
+        await ws.close()
     elif path == "/stats":
         others = len(WS_OPEN - {ws})
         last = str(WS_CLOSES[-1][0]) if WS_CLOSES else "none"
@@ -714,7 +722,7 @@ async def ws_handler(ws) -> None:
 
 WS_PATHS = {
     "/echo", "/send", "/fragmented", "/ping", "/big", "/silent",
-    "/request", "/closeinfo", "/stats", "/slow", "/close-when-full", "/last-reply",
+    "/request", "/closeinfo", "/stats", "/last-close", "/slow", "/close-when-full", "/last-reply",
 }
 
 

@@ -22,7 +22,7 @@ pub use boundary::{
 pub use fetch::{luanet_fetch_handle, luanet_progress};
 pub use http::{luanet_response, luanet_timings};
 pub use request::luanet_request;
-pub use ws::{luanet_message, luanet_ws};
+pub use ws::{luanet_closed_by, luanet_message, luanet_ws};
 
 /// The library version as a NUL-terminated string, e.g. `"0.1.0"`.
 ///

@@ -10,7 +10,9 @@ use super::boundary::luanet_result::{
 use super::boundary::{
     bytes_arg, bytes_out, fail, guard, guard_value, out_arg, str_arg, timeout_arg,
 };
-use crate::ws::{sendable_close_code, Outgoing, Polled, Socket, DETACH_LIMIT};
+use crate::ws::{
+    sendable_close_code, sendable_close_reason, ClosedBy, Outgoing, Polled, Socket, DETACH_LIMIT,
+};
 
 /// A client WebSocket. Opaque; free with `luanet_ws_free`.
 ///
@@ -199,7 +201,87 @@ pub unsafe extern "C" fn luanet_ws_close(ws: *const luanet_ws, code: u16) -> lua
         let socket = unsafe { socket(ws) }?;
         let code = sendable_close_code(i64::from(code))
             .map_err(|rule| fail(LUANET_ERR_ARGUMENT, format!("close code {code}: {rule}")))?;
-        socket.close(code);
+        socket.close(code, "");
+        Ok(LUANET_OK)
+    })
+}
+
+/// As `luanet_ws_close`, with a close reason: NUL-terminated UTF-8 of at
+/// most 123 bytes (NULL: none). `LUANET_ERR_ARGUMENT` for a code a client
+/// may not send or a reason that breaks that rule.
+///
+/// # Safety
+/// `ws` is a live socket; `reason` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn luanet_ws_close_with_reason(
+    ws: *const luanet_ws,
+    code: u16,
+    reason: *const c_char,
+) -> luanet_result {
+    guard(|| {
+        let socket = unsafe { socket(ws) }?;
+        let code = sendable_close_code(i64::from(code))
+            .map_err(|rule| fail(LUANET_ERR_ARGUMENT, format!("close code {code}: {rule}")))?;
+        let reason: &[u8] = match reason.is_null() {
+            true => b"",
+            // SAFETY: non-NULL and NUL-terminated by the caller's promise.
+            false => unsafe { std::ffi::CStr::from_ptr(reason) }.to_bytes(),
+        };
+        let reason =
+            sendable_close_reason(reason).map_err(|rule| fail(LUANET_ERR_ARGUMENT, rule))?;
+        socket.close(code, reason);
+        Ok(LUANET_OK)
+    })
+}
+
+/// Who ended a connection (`luanet_ws_close_info`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum luanet_closed_by {
+    /// The peer sent the first close frame.
+    LUANET_CLOSED_BY_PEER = 1,
+    /// This side did (`luanet_ws_close`, or `luanet_ws_free`).
+    LUANET_CLOSED_BY_LOCAL = 2,
+    /// The library failed the connection, or it dropped.
+    LUANET_CLOSED_BY_ERROR = 3,
+}
+
+/// How the connection ended, once it has: `LUANET_OK`, with the close code
+/// and reason of the first close frame and who sent it. When the library
+/// failed the connection, the code is the one it sent (1009 for a message
+/// too big, 1002 for a protocol error), or 1006 when the connection dropped
+/// with no close frame. The reason (UTF-8, not NUL-terminated) stays valid
+/// until the socket is freed. `LUANET_EMPTY` while the socket is open or
+/// closing.
+///
+/// # Safety
+/// `ws` is a live socket; the out-pointers point to writable storage.
+#[no_mangle]
+pub unsafe extern "C" fn luanet_ws_close_info(
+    ws: *const luanet_ws,
+    code: *mut u16,
+    reason: *mut *const c_char,
+    reason_len: *mut usize,
+    by: *mut luanet_closed_by,
+) -> luanet_result {
+    guard(|| {
+        let socket = unsafe { socket(ws) }?;
+        if code.is_null() || reason.is_null() || reason_len.is_null() || by.is_null() {
+            return Err(fail(LUANET_ERR_ARGUMENT, "an out-parameter is NULL"));
+        }
+        let Some(info) = socket.close_info() else { return Ok(LUANET_EMPTY) };
+        let who = match info.by {
+            ClosedBy::Peer => luanet_closed_by::LUANET_CLOSED_BY_PEER,
+            ClosedBy::Local => luanet_closed_by::LUANET_CLOSED_BY_LOCAL,
+            ClosedBy::Error => luanet_closed_by::LUANET_CLOSED_BY_ERROR,
+        };
+        // SAFETY: checked non-NULL above; the reason lives in the socket.
+        unsafe {
+            code.write(info.code);
+            reason.write(info.reason.as_ptr().cast());
+            reason_len.write(info.reason.len());
+            by.write(who);
+        }
         Ok(LUANET_OK)
     })
 }

@@ -112,3 +112,22 @@ pub(crate) fn close_code(lua: &Lua, index: c_int, callee: &Callee) -> Result<u16
     let code = if integral { code as i64 } else { i64::MIN };
     crate::ws::sendable_close_code(code).map_err(|rule| callee.bad_argument(index, rule))
 }
+
+/// An optional WebSocket close reason (`""` when absent): a string the
+/// core's rule accepts (UTF-8, at most 123 bytes), else an error.
+pub(crate) fn close_reason(
+    lua: &mut Lua,
+    index: c_int,
+    callee: &Callee,
+) -> Result<String, Failure> {
+    if lua.is_none_or_nil(index) {
+        return Ok(String::new());
+    }
+    if lua.kind(index) != Kind::String {
+        return Err(callee.type_error(lua, index, "string"));
+    }
+    let reason = lua.string(index).unwrap_or_default();
+    crate::ws::sendable_close_reason(reason)
+        .map(str::to_owned)
+        .map_err(|rule| callee.bad_argument(index, rule))
+}

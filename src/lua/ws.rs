@@ -11,7 +11,7 @@ use std::ffi::{c_int, CStr};
 
 use super::args::{self, Callee, Text};
 use super::boundary::{lua_function, Failure, Kind, Lua, Tagged, WS_METATABLE};
-use crate::ws::{Outgoing, Polled, Socket, CLOSED};
+use crate::ws::{CloseInfo, ClosedBy, Outgoing, Polled, Socket, CLOSED};
 
 /// The registry name of the metatable, as the contract names it; also
 /// what `getmetatable(ws)` returns (`__metatable`).
@@ -45,6 +45,7 @@ lua_function!(poll_method => poll);
 lua_function!(is_open_method => is_open);
 lua_function!(close_method => close);
 lua_function!(error_method => error);
+lua_function!(close_info_method => close_info);
 lua_function!(gc_metamethod => gc);
 lua_function!(tostring_metamethod => tostring);
 
@@ -58,6 +59,7 @@ pub(crate) const METHODS: &[(&CStr, super::boundary::lua_CFunction)] = &[
     (c"is_open", is_open_method),
     (c"close", close_method),
     (c"error", error_method),
+    (c"close_info", close_info_method),
 ];
 
 /// Metamethods of `net_ws` other than `__index`.
@@ -262,10 +264,33 @@ fn close(lua: &mut Lua) -> Result<c_int, Failure> {
     const NAME: &Callee = &Callee::method("close");
     this(lua, NAME)?;
     let code = args::close_code(lua, 2, NAME)?;
+    let reason = args::close_reason(lua, 3, NAME)?;
     if let Some(socket) = this(lua, NAME)? {
-        socket.close(code);
+        socket.close(code, &reason);
     }
     Ok(0)
+}
+
+/// `code, reason, by` once closed; `nil` while open or closing. A
+/// collected socket reads as dropped (1006, by "error").
+fn close_info(lua: &mut Lua) -> Result<c_int, Failure> {
+    const DROPPED: CloseInfo = CloseInfo { code: 1006, reason: String::new(), by: ClosedBy::Error };
+    let info = match this(lua, &Callee::method("close_info"))? {
+        Some(socket) => socket.close_info().cloned(),
+        None => Some(DROPPED),
+    };
+    let Some(info) = info else {
+        lua.push_nil();
+        return Ok(1);
+    };
+    let (reason, by) = (info.reason.as_bytes(), info.by.name().as_bytes());
+    lua.protected(0, 3, |raw| {
+        raw.push_integer(i64::from(info.code));
+        raw.push_bytes(reason);
+        raw.push_bytes(by);
+        3
+    })?;
+    Ok(3)
 }
 
 fn gc(lua: &mut Lua) -> Result<c_int, Failure> {

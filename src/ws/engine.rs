@@ -43,7 +43,10 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Bytes, Error, Message, WebSocket};
 
-use super::{error, Inbox, Outgoing, Polled, CLOSE_TIMEOUT, DETACH_LIMIT, MAX_MESSAGE_SIZE};
+use super::{
+    error, CloseInfo, ClosedBy, Inbox, Outgoing, Polled, CLOSE_TIMEOUT, DETACH_LIMIT,
+    MAX_MESSAGE_SIZE,
+};
 use crate::http::transfers::{Transfers, SOCKET_TOKEN};
 use crate::http::tunnel::Tunnel;
 use crate::http::{FetchId, Job};
@@ -105,7 +108,7 @@ pub(crate) const REQUEST_LINGER: Duration = Duration::from_secs(2);
 
 enum Command {
     Register(SocketId, Wire, Arc<Inbox>, std::os::fd::RawFd),
-    Close(SocketId, u16),
+    Close(SocketId, u16, String),
     /// A read on the script's thread handed something over.
     Pump(SocketId),
     Fetch(Box<Job>),
@@ -217,9 +220,9 @@ pub(crate) fn resume_fetch(id: FetchId) {
 }
 
 /// Starts the closing handshake of a socket.
-pub(super) fn close(id: SocketId, code: u16) {
+pub(super) fn close(id: SocketId, code: u16, reason: String) {
     if let Some(handle) = engine().as_ref() {
-        submit(handle, Command::Close(id, code));
+        submit(handle, Command::Close(id, code, reason));
     }
 }
 
@@ -480,7 +483,7 @@ impl IoThread {
                 if let Err(e) =
                     self.poll.registry().register(&mut SourceFd(&fd), Token(id), interest)
                 {
-                    inbox.release(Some(format!("could not watch the socket: {e}")));
+                    inbox.release(Some(format!("could not watch the socket: {e}")), DROPPED);
                     return;
                 }
                 let connection = Connection {
@@ -489,6 +492,10 @@ impl IoThread {
                     inbox,
                     closing_deadline: None,
                     close_frame: None,
+                    sent: None,
+                    failed_with_frame: false,
+                    local_first: false,
+                    peer_frame: None,
                     peer_closed: false,
                     ended: None,
                     polls_seen: 0,
@@ -498,9 +505,9 @@ impl IoThread {
                 // buffered where epoll cannot see them.
                 self.pump(id);
             }
-            Command::Close(id, code) => {
+            Command::Close(id, code, reason) => {
                 if let Some(connection) = self.connections.get_mut(&id) {
-                    if connection.start_close(code) == Turn::Busy {
+                    if connection.start_close(code, reason) == Turn::Busy {
                         self.busy.insert(id);
                     }
                 }
@@ -582,7 +589,8 @@ impl IoThread {
             self.deferred.remove(&id);
             let _ = self.poll.registry().deregister(&mut SourceFd(&connection.fd));
             drop(websocket);
-            connection.inbox.release(connection.ended.flatten());
+            let info = connection.close_info();
+            connection.inbox.release(connection.ended.flatten(), info);
         }
     }
 
@@ -657,6 +665,9 @@ impl Burst {
     }
 }
 
+/// A connection that ended with no close frame.
+const DROPPED: CloseInfo = CloseInfo { code: 1006, reason: String::new(), by: ClosedBy::Error };
+
 /// How a turn of the I/O thread on one socket went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Turn {
@@ -676,7 +687,15 @@ struct Connection {
     /// handshake finished.
     closing_deadline: Option<Instant>,
     /// Our close frame, until it was handed to tungstenite.
-    close_frame: Option<u16>,
+    close_frame: Option<(u16, String)>,
+    /// The close frame we handed to tungstenite.
+    sent: Option<(u16, String)>,
+    /// `sent` is the library failing the connection (1009, 1002).
+    failed_with_frame: bool,
+    /// Ours was the first close frame.
+    local_first: bool,
+    /// The peer's close frame (1005 when it had no code).
+    peer_frame: Option<(u16, String)>,
     /// The peer closed; tungstenite queued the answer, and the connection
     /// ends once it is written.
     peer_closed: bool,
@@ -711,7 +730,10 @@ impl Connection {
             match handed_over.take().unwrap_or_else(|| websocket.read()) {
                 Ok(Message::Text(text)) => batch.push(text.into(), true),
                 Ok(Message::Binary(data)) => batch.push(data, false),
-                Ok(Message::Close(_)) => {
+                Ok(Message::Close(frame)) => {
+                    let frame = frame
+                        .map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string()));
+                    self.peer_frame.get_or_insert(frame);
                     // Either the answer to our close frame, or the peer's
                     // close, whose answer tungstenite has queued. Once that
                     // answer is written the closing handshake is complete:
@@ -784,14 +806,14 @@ impl Connection {
         Turn::Done
     }
 
-    /// Starts the closing handshake with `code`; the frame goes out now, or
-    /// on the next turn when a script holds the wire.
-    fn start_close(&mut self, code: u16) -> Turn {
+    /// Starts the closing handshake with `code` and `reason`; the frame goes
+    /// out now, or on the next turn when a script holds the wire.
+    fn start_close(&mut self, code: u16, reason: String) -> Turn {
         if self.closing_deadline.is_some() || self.ended.is_some() {
             return Turn::Done;
         }
         self.closing_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
-        self.close_frame = Some(code);
+        self.close_frame = Some((code, reason));
         let wire = Arc::clone(&self.wire);
         let Some(mut guard) = try_lock(&wire) else { return Turn::Busy };
         if let Some(websocket) = guard.websocket.as_mut() {
@@ -801,8 +823,12 @@ impl Connection {
     }
 
     fn send_close_frame(&mut self, websocket: &mut WebSocket<Tunnel>) {
-        let Some(code) = self.close_frame.take() else { return };
-        let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
+        let Some((code, reason)) = self.close_frame.take() else { return };
+        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.as_str().into() };
+        if self.sent.is_none() {
+            self.local_first = self.peer_frame.is_none();
+            self.sent = Some((code, reason));
+        }
         match websocket.close(Some(frame)) {
             Ok(()) => self.flush(websocket),
             Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
@@ -830,6 +856,33 @@ impl Connection {
         }
     }
 
+    /// Sends the close frame of a connection the library fails, when the
+    /// protocol still allows one.
+    fn fail_with_frame(&mut self, websocket: &mut WebSocket<Tunnel>, code: u16, reason: &str) {
+        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+        if websocket.close(Some(frame)).is_ok() {
+            let _ = websocket.flush();
+            self.sent = Some((code, reason.to_owned()));
+            self.failed_with_frame = true;
+        }
+    }
+
+    /// How the connection ended, as it is released.
+    fn close_info(&self) -> CloseInfo {
+        let info = |(code, reason): &(u16, String), by| CloseInfo {
+            code: *code,
+            reason: reason.clone(),
+            by,
+        };
+        match (&self.ended, &self.sent, &self.peer_frame) {
+            (Some(Some(_)), Some(sent), _) if self.failed_with_frame => info(sent, ClosedBy::Error),
+            (Some(Some(_)), _, _) => DROPPED,
+            (_, Some(sent), _) if self.local_first => info(sent, ClosedBy::Local),
+            (_, _, Some(peer)) => info(peer, ClosedBy::Peer),
+            _ => DROPPED,
+        }
+    }
+
     fn end(&mut self, websocket: &mut WebSocket<Tunnel>, e: Error) {
         if self.ended.is_some() {
             return;
@@ -838,9 +891,7 @@ impl Connection {
             Error::ConnectionClosed | Error::AlreadyClosed => None,
             Error::Capacity(_) => {
                 // Tell the peer why before hanging up (RFC 6455: 1009).
-                let frame = CloseFrame { code: CloseCode::Size, reason: "message too big".into() };
-                let _ = websocket.close(Some(frame));
-                let _ = websocket.flush();
+                self.fail_with_frame(websocket, 1009, "message too big");
                 Some(format!(
                     "an incoming message exceeded the {} MiB limit: connection closed (1009)",
                     MAX_MESSAGE_SIZE >> 20
@@ -848,6 +899,10 @@ impl Connection {
             }
             // A peer that sends its close and hangs up before reading ours.
             Error::Protocol(_) if self.closing_deadline.is_some() => None,
+            Error::Protocol(other) => {
+                self.fail_with_frame(websocket, 1002, "");
+                Some(error::describe(&Error::Protocol(other)))
+            }
             other => Some(error::describe(&other)),
         });
     }

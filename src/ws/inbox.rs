@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tungstenite::Bytes;
@@ -79,6 +79,8 @@ pub struct Inbox {
     /// thread writes it when the socket becomes writable.
     output_waiting: AtomicBool,
     taken: Mutex<VecDeque<(Bytes, bool)>>,
+    /// How the connection ended: set once, as it is released.
+    close_info: OnceLock<super::CloseInfo>,
     shared: Mutex<Shared>,
     changed: Condvar,
 }
@@ -246,6 +248,11 @@ impl Inbox {
         lock(&self.shared).error.clone()
     }
 
+    /// How the connection ended, once it is released.
+    pub fn close_info(&self) -> Option<&super::CloseInfo> {
+        self.close_info.get()
+    }
+
     /// I/O thread: queues complete messages.
     pub(super) fn deliver(&self, batch: Vec<(Bytes, bool)>) {
         let count = batch.len();
@@ -261,7 +268,8 @@ impl Inbox {
     }
 
     /// I/O thread: the connection is gone; messages already queued stay.
-    pub(super) fn release(&self, error: Option<String>) {
+    pub(super) fn release(&self, error: Option<String>, info: super::CloseInfo) {
+        let _ = self.close_info.set(info);
         let mut shared = lock(&self.shared);
         shared.released = true;
         if shared.error.is_none() {

@@ -41,6 +41,56 @@ pub fn sendable_close_code(code: i64) -> Result<u16, &'static str> {
     }
 }
 
+/// The longest close reason (RFC 6455 section 5.5: a control frame's
+/// payload is at most 125 bytes, two of them the code).
+pub const MAX_CLOSE_REASON: usize = 123;
+
+/// A close reason a client may send: UTF-8, at most [`MAX_CLOSE_REASON`]
+/// bytes.
+pub fn sendable_close_reason(reason: &[u8]) -> Result<&str, &'static str> {
+    let text = std::str::from_utf8(reason).map_err(|_| "close reason must be UTF-8")?;
+    match text.len() <= MAX_CLOSE_REASON {
+        true => Ok(text),
+        false => Err("close reason must be at most 123 bytes"),
+    }
+}
+
+/// Who ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedBy {
+    /// The peer sent the first close frame.
+    Peer,
+    /// This side did (`close`, or the socket was collected).
+    Local,
+    /// The library failed the connection, or it dropped.
+    Error,
+}
+
+impl ClosedBy {
+    /// `"peer"`, `"local"` or `"error"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClosedBy::Peer => "peer",
+            ClosedBy::Local => "local",
+            ClosedBy::Error => "error",
+        }
+    }
+}
+
+/// How a connection ended: the close code and reason of the first close
+/// frame, and who sent it. When the library failed the connection, the code
+/// it sent (1009 for a message too big, 1002 for a protocol error), or 1006
+/// when the connection dropped with no close frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseInfo {
+    /// The close code.
+    pub code: u16,
+    /// The close reason (UTF-8, at most 123 bytes).
+    pub reason: String,
+    /// Who sent it.
+    pub by: ClosedBy,
+}
+
 /// An outgoing message.
 #[derive(Debug)]
 pub enum Outgoing {
@@ -125,15 +175,26 @@ impl Socket {
         self.inbox.close_error()
     }
 
-    /// Sends a close frame with `code`, waits (about [`CLOSE_TIMEOUT`] at
-    /// most) for the peer's answer, and releases the connection. Calling it
-    /// again does nothing more.
-    pub fn close(&self, code: u16) {
+    /// How the connection ended, once it has; `None` while open or closing.
+    pub fn close_info(&self) -> Option<&CloseInfo> {
+        if self.inherited() {
+            static INHERITED_CLOSE: CloseInfo =
+                CloseInfo { code: 1006, reason: String::new(), by: ClosedBy::Error };
+            return Some(&INHERITED_CLOSE);
+        }
+        self.inbox.close_info()
+    }
+
+    /// Sends a close frame with `code` and `reason` (checked by
+    /// [`sendable_close_code`] and [`sendable_close_reason`]), waits (about
+    /// [`CLOSE_TIMEOUT`] at most) for the peer's answer, and releases the
+    /// connection. Calling it again does nothing more.
+    pub fn close(&self, code: u16, reason: &str) {
         if self.inherited() {
             return;
         }
         if self.inbox.begin_close() {
-            engine::close(self.id, code);
+            engine::close(self.id, code, reason.to_owned());
         }
         self.inbox.wait_closed(CLOSE_TIMEOUT + Duration::from_millis(500));
     }
@@ -150,7 +211,7 @@ impl Drop for Socket {
             return;
         }
         if self.inbox.begin_close() {
-            engine::close(self.id, 1000);
+            engine::close(self.id, 1000, String::new());
         }
     }
 }
@@ -158,6 +219,18 @@ impl Drop for Socket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_reasons() {
+        assert_eq!(sendable_close_reason(b""), Ok(""));
+        assert_eq!(sendable_close_reason("é".repeat(61).as_bytes()).map(str::len), Ok(122));
+        assert!(sendable_close_reason(&[b'x'; 123]).is_ok());
+        assert_eq!(
+            sendable_close_reason(&[b'x'; 124]),
+            Err("close reason must be at most 123 bytes")
+        );
+        assert_eq!(sendable_close_reason(b"\xff"), Err("close reason must be UTF-8"));
+    }
 
     #[test]
     fn close_codes() {
