@@ -151,6 +151,18 @@ static void test_ws(void) {
     const char *reason = NULL;
     size_t reason_len = 0;
     luanet_closed_by by = LUANET_CLOSED_BY_ERROR;
+    CHECK(luanet_ws_latency_ms(ws) == -1.0, "no latency before a ping");
+    CHECK(luanet_ws_ping(ws, (const uint8_t *)"p", 1) == LUANET_OK, "ping");
+    static const uint8_t long_payload[126];
+    CHECK(luanet_ws_ping(ws, long_payload, 126) == LUANET_ERR_ARGUMENT && error_is("ping payload must be at most 125 bytes"),
+          "a 126-byte ping payload refused");
+    for (int i = 0; i < 500 && luanet_ws_latency_ms(ws) < 0; i++) {
+        luanet_message *pm = NULL;
+        if (luanet_ws_recv(ws, 10, &pm) == LUANET_OK) luanet_message_free(pm);
+    }
+    double latency = luanet_ws_latency_ms(ws);
+    CHECK(latency >= 0 && latency < 5000, "the pong gives the latency");
+    CHECK(luanet_ws_latency_ms(NULL) == -1.0, "latency of NULL: -1");
     CHECK(luanet_ws_close_info(ws, &code, &reason, &reason_len, &by) == LUANET_EMPTY, "close_info while open: LUANET_EMPTY");
     CHECK(luanet_ws_close_info(ws, NULL, &reason, &reason_len, &by) == LUANET_ERR_ARGUMENT, "close_info into NULL");
     CHECK(luanet_ws_close(ws, 999) == LUANET_ERR_ARGUMENT, "close code 999 refused");
@@ -171,6 +183,7 @@ static void test_ws(void) {
     CHECK(!luanet_ws_is_open(ws), "closed");
     CHECK(luanet_ws_close(ws, 1000) == LUANET_OK, "second close harmless");
     CHECK(luanet_ws_send_text(ws, "late", 4) == LUANET_CLOSED, "send after close: LUANET_CLOSED");
+    CHECK(luanet_ws_ping(ws, NULL, 0) == LUANET_CLOSED, "ping after close: LUANET_CLOSED");
     CHECK(luanet_ws_poll(ws, &m) == LUANET_CLOSED, "poll after close: LUANET_CLOSED");
     CHECK(luanet_ws_recv(ws, 0, &m) == LUANET_CLOSED, "recv after close: LUANET_CLOSED (no wait)");
     luanet_ws_free(ws);

@@ -575,6 +575,21 @@ enum luanet_result luanet_ws_close_with_reason(const struct luanet_ws *ws,
                                                uint16_t code,
                                                const char *reason);
 
+// Sends a ping with `len` bytes of `payload` (at most 125; NULL with 0:
+// none). Its pong sets `luanet_ws_latency_ms`. `LUANET_CLOSED` once the
+// socket is closed; `LUANET_ERR_ARGUMENT` for a longer payload.
+//
+// # Safety
+// `ws` is a live socket; `payload` has `len` readable bytes.
+enum luanet_result luanet_ws_ping(const struct luanet_ws *ws, const uint8_t *payload, size_t len);
+
+// The round trip of the last answered ping in ms, or -1 before any (or
+// for NULL).
+//
+// # Safety
+// `ws` is NULL or a live socket.
+double luanet_ws_latency_ms(const struct luanet_ws *ws);
+
 // How the connection ended, once it has: `LUANET_OK`, with the close code
 // and reason of the first close frame and who sent it. When the library
 // failed the connection, the code is the one it sent (1009 for a message

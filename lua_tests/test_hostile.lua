@@ -362,6 +362,8 @@ say(ws:error())
 say(ws:close())
 say(ws:close(4000, "late"))
 say(ws:close_info())
+say(ws:ping("x"))
+say(ws:latency())
 say(tostring(ws))
 ]], [[
 false "the WebSocket is closed"
@@ -376,6 +378,8 @@ nil
 
 
 1006 "" "error"
+false "the WebSocket is closed"
+nil
 "websocket(closed)"
 ]])
 

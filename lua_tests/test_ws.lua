@@ -558,6 +558,32 @@ test("bad close reasons raise", function()
   eq(ws:close_info(), 1000, "closed with 1000")
 end)
 
+test("ping() measures the round trip: latency()", function()
+  local ws = connect(WS .. "/echo")
+  eq(ws:latency(), nil, "latency before any ping")
+  eq(ws:ping(), true, "ping")
+  local answered = false
+  for _ = 1, 500 do
+    ws:poll()
+    if ws:latency() then answered = true break end
+    ws:recv(10)
+  end
+  truthy(answered, "the pong arrived")
+  local ms = ws:latency()
+  truthy(ms >= 0 and ms < WAIT, "latency in ms: " .. show(ms))
+  eq(ws:ping(string.rep("p", 125)), true, "a 125-byte payload")
+  raises(function() ws:ping(string.rep("p", 126)) end,
+    "bad argument #1 to 'ping' (ping payload must be at most 125 bytes)")
+  raises(function() ws:ping({}) end, "bad argument #1 to 'ping' (string expected, got table)")
+  check_send(ws, "send_text", "still echoes", "send after pings")
+  expect_msg(ws, "still echoes", true, "echo after pings")
+  ws:close()
+  local r = pack(ws:ping())
+  eq(r[1], false, "ping once closed")
+  eq(r[2], "the WebSocket is closed", "its message")
+  truthy(ws:latency() ~= nil, "latency stays known")
+end)
+
 test("close twice is harmless", function()
   local ws = connect(WS .. "/echo")
   eq(pack(ws:close()).n, 0, "first close")

@@ -234,6 +234,43 @@ pub unsafe extern "C" fn luanet_ws_close_with_reason(
     })
 }
 
+/// Sends a ping with `len` bytes of `payload` (at most 125; NULL with 0:
+/// none). Its pong sets `luanet_ws_latency_ms`. `LUANET_CLOSED` once the
+/// socket is closed; `LUANET_ERR_ARGUMENT` for a longer payload.
+///
+/// # Safety
+/// `ws` is a live socket; `payload` has `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn luanet_ws_ping(
+    ws: *const luanet_ws,
+    payload: *const u8,
+    len: usize,
+) -> luanet_result {
+    guard(|| {
+        let socket = unsafe { socket(ws) }?;
+        let payload = unsafe { bytes_arg(payload, len, "payload") }?;
+        let payload = crate::ws::sendable_ping_payload(payload)
+            .map_err(|rule| fail(LUANET_ERR_ARGUMENT, rule))?;
+        match socket.ping(payload) {
+            Ok(()) => Ok(LUANET_OK),
+            Err(message) => Err(fail(LUANET_CLOSED, message)),
+        }
+    })
+}
+
+/// The round trip of the last answered ping in ms, or -1 before any (or
+/// for NULL).
+///
+/// # Safety
+/// `ws` is NULL or a live socket.
+#[no_mangle]
+pub unsafe extern "C" fn luanet_ws_latency_ms(ws: *const luanet_ws) -> f64 {
+    guard_value(-1.0, || match unsafe { socket(ws) } {
+        Ok(socket) => socket.latency().map_or(-1.0, |t| t.as_secs_f64() * 1000.0),
+        Err(_) => -1.0,
+    })
+}
+
 /// Who ended a connection (`luanet_ws_close_info`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

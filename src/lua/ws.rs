@@ -46,6 +46,8 @@ lua_function!(is_open_method => is_open);
 lua_function!(close_method => close);
 lua_function!(error_method => error);
 lua_function!(close_info_method => close_info);
+lua_function!(ping_method => ping);
+lua_function!(latency_method => latency);
 lua_function!(gc_metamethod => gc);
 lua_function!(tostring_metamethod => tostring);
 
@@ -60,6 +62,8 @@ pub(crate) const METHODS: &[(&CStr, super::boundary::lua_CFunction)] = &[
     (c"close", close_method),
     (c"error", error_method),
     (c"close_info", close_info_method),
+    (c"ping", ping_method),
+    (c"latency", latency_method),
 ];
 
 /// Metamethods of `net_ws` other than `__index`.
@@ -269,6 +273,40 @@ fn close(lua: &mut Lua) -> Result<c_int, Failure> {
         socket.close(code, &reason);
     }
     Ok(0)
+}
+
+/// `true`, or `false, message` once closed. The payload (default empty) is
+/// at most 125 bytes.
+fn ping(lua: &mut Lua) -> Result<c_int, Failure> {
+    const NAME: &Callee = &Callee::method("ping");
+    this(lua, NAME)?;
+    let payload: &[u8] = match lua.is_none_or_nil(2) {
+        true => b"",
+        false => args::string(lua, 2, NAME)?.bytes(lua),
+    };
+    let payload = crate::ws::sendable_ping_payload(payload)
+        .map_err(|rule| NAME.bad_argument(2, rule))?
+        .to_vec();
+    let sent = match this(lua, NAME)? {
+        Some(socket) => socket.ping(&payload),
+        None => Err(CLOSED.to_owned()),
+    };
+    push_sent(lua, sent)
+}
+
+/// The round trip of the last answered ping in ms, or `nil` before any.
+fn latency(lua: &mut Lua) -> Result<c_int, Failure> {
+    match this(lua, &Callee::method("latency"))?.and_then(Socket::latency) {
+        Some(round_trip) => {
+            let ms = round_trip.as_secs_f64() * 1000.0;
+            lua.protected(0, 1, |raw| {
+                raw.push_number(ms);
+                1
+            })?;
+        }
+        None => lua.push_nil(),
+    }
+    Ok(1)
 }
 
 /// `code, reason, by` once closed; `nil` while open or closing. A

@@ -219,6 +219,24 @@ pub(crate) fn resume_fetch(id: FetchId) {
     }
 }
 
+/// Sends a ping from the script's thread, as [`send`] sends a message.
+pub(super) fn ping(wire: &Wire, inbox: &Inbox, payload: Vec<u8>) -> Result<(), String> {
+    let mut guard = lock(wire);
+    let websocket = guard.websocket.as_mut().ok_or(super::CLOSED)?;
+    inbox.set_output_waiting(true);
+    inbox.ping_sent();
+    let written = websocket.write(Message::Ping(payload.into())).and_then(|()| websocket.flush());
+    inbox.set_output_waiting(would_block(&written));
+    match written {
+        Ok(()) => Ok(()),
+        Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => Ok(()),
+        Err(Error::ConnectionClosed | Error::AlreadyClosed | Error::Protocol(_)) => {
+            Err(super::CLOSED.to_owned())
+        }
+        Err(e) => Err(error::describe(&e)),
+    }
+}
+
 /// Starts the closing handshake of a socket.
 pub(super) fn close(id: SocketId, code: u16, reason: String) {
     if let Some(handle) = engine().as_ref() {
@@ -253,7 +271,11 @@ pub(super) fn read_inline(id: SocketId, wire: &Wire, inbox: &Inbox) -> Polled {
         let message = match outcome {
             Ok(Message::Text(text)) => Polled::Message(text.into(), true),
             Ok(Message::Binary(data)) => Polled::Message(data, false),
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {
+            Ok(Message::Pong(_)) => {
+                inbox.pong_received();
+                continue;
+            }
+            Ok(Message::Ping(_) | Message::Frame(_)) => {
                 // tungstenite queued the answer to a ping.
                 inbox.set_output_waiting(true);
                 inbox.set_output_waiting(would_block(&websocket.flush()));
@@ -746,7 +768,8 @@ impl Connection {
                     drained = true;
                     break;
                 }
-                Ok(_) => {} // ping (answered by tungstenite), pong, raw frame
+                Ok(Message::Pong(_)) => self.inbox.pong_received(),
+                Ok(_) => {} // ping (answered by tungstenite), raw frame
                 Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
                     drained = true;
                     break;

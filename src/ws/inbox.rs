@@ -78,6 +78,12 @@ pub struct Inbox {
     /// tungstenite holds output the socket could not take yet; the I/O
     /// thread writes it when the socket becomes writable.
     output_waiting: AtomicBool,
+    /// When the unanswered ping went out ([`since_start`] nanoseconds; 0:
+    /// none is waiting for its pong).
+    ping_sent: AtomicU64,
+    /// The round trip of the last answered ping, in nanoseconds plus one
+    /// (0: none answered yet).
+    latency: AtomicU64,
     taken: Mutex<VecDeque<(Bytes, bool)>>,
     /// How the connection ended: set once, as it is released.
     close_info: OnceLock<super::CloseInfo>,
@@ -92,6 +98,12 @@ struct Shared {
     error: Option<String>,
     /// Threads waiting on `changed`: no wake-up system call without one.
     waiters: usize,
+}
+
+/// Nanoseconds since the first call, at least 1: a clock in one atomic.
+fn since_start() -> u64 {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    (START.elapsed().as_nanos() as u64).max(1)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -123,6 +135,28 @@ impl Inbox {
             }
             None if self.is_open() => Polled::Empty,
             None => Polled::Closed,
+        }
+    }
+
+    /// A ping is going out now; its pong gives the latency.
+    pub(super) fn ping_sent(&self) {
+        self.ping_sent.store(since_start(), Ordering::Release);
+    }
+
+    /// A pong arrived: the answer to the waiting ping, if there is one.
+    pub(super) fn pong_received(&self) {
+        let sent = self.ping_sent.swap(0, Ordering::AcqRel);
+        if sent != 0 {
+            let round_trip = since_start().saturating_sub(sent);
+            self.latency.store(round_trip + 1, Ordering::Release);
+        }
+    }
+
+    /// The round trip of the last answered ping.
+    pub fn latency(&self) -> Option<Duration> {
+        match self.latency.load(Ordering::Acquire) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos - 1)),
         }
     }
 

@@ -55,6 +55,18 @@ pub fn sendable_close_reason(reason: &[u8]) -> Result<&str, &'static str> {
     }
 }
 
+/// The longest ping payload (RFC 6455 section 5.5: a control frame's
+/// payload is at most 125 bytes).
+pub const MAX_PING_PAYLOAD: usize = 125;
+
+/// A ping payload a client may send.
+pub fn sendable_ping_payload(payload: &[u8]) -> Result<&[u8], &'static str> {
+    match payload.len() <= MAX_PING_PAYLOAD {
+        true => Ok(payload),
+        false => Err("ping payload must be at most 125 bytes"),
+    }
+}
+
 /// Who ended a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClosedBy {
@@ -161,6 +173,26 @@ impl Socket {
         self.inbox.recv(timeout, || self.poll())
     }
 
+    /// Sends a ping with `payload` (checked by [`sendable_ping_payload`]);
+    /// its pong sets [`Socket::latency`]. Fails when the socket is closed.
+    pub fn ping(&self, payload: &[u8]) -> Result<(), String> {
+        if self.inherited() {
+            return Err(INHERITED.to_owned());
+        }
+        if !self.inbox.is_open() {
+            return Err(CLOSED.to_owned());
+        }
+        engine::ping(&self.wire, &self.inbox, payload.to_vec())
+    }
+
+    /// The round trip of the last answered ping; `None` before any.
+    pub fn latency(&self) -> Option<Duration> {
+        if self.inherited() {
+            return None;
+        }
+        self.inbox.latency()
+    }
+
     /// Whether the socket is open: not closed, closing or failed.
     pub fn is_open(&self) -> bool {
         !self.inherited() && self.inbox.is_open()
@@ -219,6 +251,12 @@ impl Drop for Socket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ping_payloads() {
+        assert!(sendable_ping_payload(&[0; 125]).is_ok());
+        assert_eq!(sendable_ping_payload(&[0; 126]), Err("ping payload must be at most 125 bytes"));
+    }
 
     #[test]
     fn close_reasons() {
