@@ -177,11 +177,26 @@ pub(super) fn send(wire: &Wire, inbox: &Inbox, message: Outgoing) -> Result<(), 
         Outgoing::Text(text) => Message::text(text),
         Outgoing::Binary(data) => Message::binary(data),
     };
+    write(wire, inbox, message)
+}
+
+/// Sends a ping from the script's thread, as [`send`] sends a message; its
+/// pong gives the latency.
+pub(super) fn ping(wire: &Wire, inbox: &Inbox, payload: Vec<u8>) -> Result<(), String> {
+    write(wire, inbox, Message::Ping(payload.into()))
+}
+
+/// Writes `message` under the wire lock; what the socket cannot take stays
+/// in tungstenite's buffer for the I/O thread.
+fn write(wire: &Wire, inbox: &Inbox, message: Message) -> Result<(), String> {
     let mut guard = lock(wire);
     let websocket = guard.websocket.as_mut().ok_or(super::CLOSED)?;
     // Marked before the write: the I/O thread reads the mark without the
     // wire, and must never see "nothing waits" while a write may block.
     inbox.set_output_waiting(true);
+    if message.is_ping() {
+        inbox.ping_sent();
+    }
     let written = websocket.write(message).and_then(|()| websocket.flush());
     inbox.set_output_waiting(would_block(&written));
     match written {
@@ -216,24 +231,6 @@ pub(crate) fn cancel_fetch(id: FetchId) {
 pub(crate) fn resume_fetch(id: FetchId) {
     if let Some(handle) = engine().as_ref() {
         submit(handle, Command::ResumeFetch(id));
-    }
-}
-
-/// Sends a ping from the script's thread, as [`send`] sends a message.
-pub(super) fn ping(wire: &Wire, inbox: &Inbox, payload: Vec<u8>) -> Result<(), String> {
-    let mut guard = lock(wire);
-    let websocket = guard.websocket.as_mut().ok_or(super::CLOSED)?;
-    inbox.set_output_waiting(true);
-    inbox.ping_sent();
-    let written = websocket.write(Message::Ping(payload.into())).and_then(|()| websocket.flush());
-    inbox.set_output_waiting(would_block(&written));
-    match written {
-        Ok(()) => Ok(()),
-        Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => Ok(()),
-        Err(Error::ConnectionClosed | Error::AlreadyClosed | Error::Protocol(_)) => {
-            Err(super::CLOSED.to_owned())
-        }
-        Err(e) => Err(error::describe(&e)),
     }
 }
 
