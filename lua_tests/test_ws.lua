@@ -59,6 +59,13 @@ end
 
 -- r is pack(ws_connect(...)): a failure, nil and a message, checked as
 -- T.message does with mode (nil: exactly).
+-- ws_connect with options, which must succeed.
+local function connect_with(url, options)
+  local ws, err = ws_connect(url, options)
+  if not ws then error("ws_connect " .. url .. ": " .. tostring(err), 2) end
+  return ws
+end
+
 local function check_fail(r, message, mode, what)
   what = what or "ws_connect"
   if r[1] ~= nil then
@@ -712,12 +719,86 @@ test("wss with an untrusted CA fails", function()
   check_fail(pack(ws_connect(WSS_WRONG_CA .. "/echo")), "TLS: certificate verify failed", "prefix")
 end)
 
-test("upgrade refused: HTTP 403 and 404", function()
-  check_fail(pack(ws_connect(WS .. "/reject")), "WebSocket upgrade refused: HTTP 403 Forbidden")
-  check_fail(pack(ws_connect(WSS .. "/reject")), "WebSocket upgrade refused: HTTP 403 Forbidden",
-    nil, "wss")
-  check_fail(pack(ws_connect(WS .. "/no/such/path")),
-    "WebSocket upgrade refused: HTTP 404 Not Found", nil, "404")
+-- A refused upgrade: nil, the message, and the server's answer.
+local function check_refused(r, status, message, body, what)
+  if r[1] ~= nil then
+    pcall(function() r[1]:close() end)
+    error(what .. ": expected nil, got " .. show(r[1]), 2)
+  end
+  eq(r.n, 3, what .. ": number of results")
+  eq(r[2], message, what .. ": error message")
+  local res = r[3]
+  eq(type(res), "table", what .. ": the answer")
+  eq(res.status, status, what .. ": status")
+  eq(res.body, body, what .. ": body")
+  eq(res.headers["content-type"], "text/plain; charset=utf-8", what .. ": content-type")
+  eq(res.header_list[1][1], "date", what .. ": header_list")
+end
+
+test("upgrade refused: HTTP 403 and 404, with the server's answer", function()
+  check_refused(pack(ws_connect(WS .. "/reject")), 403, "WebSocket upgrade refused: HTTP 403 Forbidden",
+    "forbidden\n", "403")
+  check_refused(pack(ws_connect(WSS .. "/reject", { timeout_ms = 5000 })), 403,
+    "WebSocket upgrade refused: HTTP 403 Forbidden", "forbidden\n", "wss")
+  check_refused(pack(ws_connect(WS .. "/no/such/path")), 404, "WebSocket upgrade refused: HTTP 404 Not Found",
+    "not found\n", "404")
+end)
+
+test("upgrade headers reach the server", function()
+  local ws = connect_with(WS .. "/upgrade-headers",
+    { headers = { Authorization = "Bearer x", Origin = "https://game.example", { "X-Twice", "1" }, { "X-Twice", "2" } } })
+  local lines = recv(ws, "the server's view") .. "\n"
+  truthy(lines:find("\nauthorization: Bearer x\n", 1, true), "authorization: " .. lines)
+  truthy(lines:find("\norigin: https://game.example", 1, true), "origin: " .. lines)
+  truthy(lines:find("\nx-twice: 1\nx-twice: 2\n", 1, true), "a repeated header, in order: " .. lines)
+  truthy(lines:find("\nuser-agent: luanet/", 1, true), "our user agent: " .. lines)
+  echo(ws, "and then it echoes", true, "echo")
+  ws:close()
+  ws = connect_with(WS .. "/upgrade-headers", { headers = { ["User-Agent"] = "game/2" } })
+  lines = recv(ws, "the server's view") .. "\n"
+  truthy(lines:find("\nuser-agent: game/2\n", 1, true), "a script's user agent replaces ours: " .. lines)
+  eq(select(2, lines:gsub("user%-agent:", "")), 1, "one user agent")
+  ws:close()
+end)
+
+test("subprotocols: chosen, none chosen, one not offered", function()
+  local ws = connect_with(WS .. "/protocol", { protocols = { "chat.v2", "chat.v1" } })
+  eq(ws:protocol(), "chat.v2", "protocol()")
+  expect_msg(ws, "protocol=chat.v2", true, "the server's choice")
+  ws:close()
+  ws = connect_with(WSS .. "/protocol?choose=chat.v1", { protocols = { "chat.v2", "chat.v1" } })
+  eq(ws:protocol(), "chat.v1", "the second one, over wss")
+  ws:close()
+  ws = connect_with(WS .. "/protocol?choose=none", { protocols = { "chat.v2" } })
+  eq(ws:protocol(), nil, "none chosen: the connection opens, protocol() is nil")
+  expect_msg(ws, "protocol=None", true, "the server chose none")
+  ws:close()
+  ws = connect(WS .. "/echo")
+  eq(ws:protocol(), nil, "none offered")
+  ws:close()
+  check_fail(pack(ws_connect(WS .. "/protocol?choose=other", { protocols = { "chat.v2" } })),
+    "the server chose the subprotocol 'other', which was not offered")
+end)
+
+test("bad ws_connect options raise, naming them", function()
+  raises(function() ws_connect(WS, { nope = 1 }) end, "bad option 'nope' to 'ws_connect'")
+  raises(function() ws_connect(WS, { [1] = true }) end, "bad option key to 'ws_connect' (string expected, got number)")
+  raises(function() ws_connect(WS, { timeout_ms = "5" }) end,
+    "bad option 'timeout_ms' to 'ws_connect' (number expected, got string)")
+  raises(function() ws_connect(WS, { timeout_ms = -1 }) end, "bad option 'timeout_ms' to 'ws_connect'")
+  raises(function() ws_connect(WS, { protocols = "chat" }) end,
+    "bad option 'protocols' to 'ws_connect' (table expected, got string)")
+  raises(function() ws_connect(WS, { protocols = { "a b" } }) end,
+    "bad option 'protocols' to 'ws_connect' (subprotocol 'a b' is not an HTTP token)")
+  raises(function() ws_connect(WS, { protocols = { "x", "x" } }) end,
+    "bad option 'protocols' to 'ws_connect' ('x' is offered twice)")
+  raises(function() ws_connect(WS, { protocols = { 5 } }) end,
+    "bad option 'protocols' to 'ws_connect' (entry 1: string expected, got number)")
+  raises(function() ws_connect(WS, { headers = { ["X-A"] = "1\r\nX-B: 2" } }) end,
+    "bad option 'headers' to 'ws_connect' (the value of header 'X-A' contains a CR)")
+  raises(function() ws_connect(WS, { headers = { ["Bad Name"] = "1" } }) end, "bad option 'headers' to 'ws_connect'")
+  raises(function() ws_connect(WS, { headers = { ["sec-websocket-protocol"] = "x" } }) end,
+    "bad option 'headers' to 'ws_connect' (header 'Sec-WebSocket-Protocol' is set by the WebSocket handshake)")
 end)
 
 test("unsupported scheme and invalid URLs", function()
@@ -731,6 +812,8 @@ end)
 -- (Hypercorn's /slow/<ms> cannot serve here: Hypercorn answers any upgrade
 -- request at once, with 403. The WebSocket peer's /slow?ms=N answers late.)
 test("handshake timeout: 500 ms against a server that answers late", function()
+  check_fail(pack(ws_connect(WS .. "/slow?ms=3000", { timeout_ms = 300 })), "timed out after 300 ms",
+    nil, "timeout_ms in the table")
   local t0 = os.time()
   local r = pack(ws_connect(WS .. "/slow?ms=3000", 500))
   local elapsed = os.difftime(os.time(), t0)

@@ -71,6 +71,24 @@ impl Endpoint {
         }
     }
 
+    /// What a request line names: the path and the query.
+    pub fn request_target(&self) -> String {
+        match self.url.query() {
+            Some(query) => format!("{}?{query}", self.url.path()),
+            None => self.url.path().to_owned(),
+        }
+    }
+
+    /// The `Host` header's value: the host, with the port when it is not
+    /// the scheme's default.
+    pub fn host_header(&self) -> String {
+        let host = self.url.host_str().unwrap_or_default();
+        match self.url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        }
+    }
+
     /// The host name or address, without brackets.
     pub fn host(&self) -> &str {
         let host = self.url.host_str().unwrap_or_default();
@@ -105,6 +123,16 @@ mod tests {
         assert_eq!(
             Endpoint::parse("http://[::1]:8080/", &["http"]).unwrap().authority(),
             "[::1]:8080"
+        );
+        let ws = Endpoint::parse("ws://[::1]:8080/a/b?x=1", &["ws"]).unwrap();
+        assert_eq!(
+            (ws.request_target(), ws.host_header()),
+            ("/a/b?x=1".into(), "[::1]:8080".into())
+        );
+        let plain = Endpoint::parse("wss://example.com", &["wss"]).unwrap();
+        assert_eq!(
+            (plain.request_target(), plain.host_header()),
+            ("/".into(), "example.com".into())
         );
     }
 }

@@ -151,6 +151,12 @@ is sent back with its type (text stays text, binary stays binary).
                             came)
     /last-reply             sends the text "reply=<C>": the latest code that
                             /close-when-full recorded, or "none"; then closes
+    /protocol?choose=C      sends "protocol=<P>": the subprotocol chosen, C being
+                            first (the first offered, the default), none, or a
+                            name (chosen even when not offered); then echoes
+    /upgrade-headers        sends the upgrade request's header lines, "name:
+                            value" (names in lower case) joined by newlines;
+                            then echoes
     /last-close             sends the text "code=<C> reason=<R>": the close
                             code and reason of the latest client close frame
                             any WebSocket server received ("none" before
@@ -698,6 +704,13 @@ async def ws_route(ws) -> None:
     elif path == "/last-reply":
         await ws.send(f"reply={CLOSE_REPLIES[-1] if CLOSE_REPLIES else 'none'}")
         await ws.close()
+    elif path == "/protocol":
+        await ws.send(f"protocol={ws.subprotocol}")
+        await ws_echo(ws)
+    elif path == "/upgrade-headers":
+        lines = [f"{name.lower()}: {value}" for name, value in ws.request.headers.raw_items()]
+        await ws.send("\n".join(lines))
+        await ws_echo(ws)
     elif path == "/last-close":
         code, reason = WS_CLOSES[-1] if WS_CLOSES else ("none", "")
         await ws.send(f"code={code} reason={reason}")
@@ -722,7 +735,7 @@ async def ws_handler(ws) -> None:
 
 WS_PATHS = {
     "/echo", "/send", "/fragmented", "/ping", "/big", "/silent",
-    "/request", "/closeinfo", "/stats", "/last-close", "/slow", "/close-when-full", "/last-reply",
+    "/request", "/closeinfo", "/stats", "/last-close", "/protocol", "/upgrade-headers", "/slow", "/close-when-full", "/last-reply",
 }
 
 
@@ -744,6 +757,20 @@ async def ws_process_request(connection, request):
     return None
 
 
+def ws_select_subprotocol(connection, offered):
+    """/protocol?choose=first|none|<name>: the first subprotocol offered,
+    none, or the one named (even one the client did not offer)."""
+    path, query = ws_query(connection.request)
+    if path != "/protocol":
+        return None
+    choose = (query.get("choose") or ["first"])[0]
+    if choose == "first":
+        return offered[0] if offered else None
+    if choose == "none":
+        return None
+    return choose
+
+
 async def ws_start(sock: socket.socket, ssl_context: ssl.SSLContext | None = None):
     return await ws_serve(
         ws_handler,
@@ -751,6 +778,7 @@ async def ws_start(sock: socket.socket, ssl_context: ssl.SSLContext | None = Non
         ssl=ssl_context,
         backlog=1024,
         process_request=ws_process_request,
+        select_subprotocol=ws_select_subprotocol,
         create_connection=PeerConnection,
         compression=None,
         max_size=None,

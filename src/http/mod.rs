@@ -24,8 +24,8 @@ pub use fetch::{
 pub(crate) use fetch::{FetchId, Job};
 pub use headers::ResponseHeaders;
 pub use options::{
-    check_header_name, check_header_value, check_method, parse_url, Proxy, RequestOptions, Version,
-    SCHEMES,
+    check_header_name, check_header_value, check_method, check_subprotocol, parse_url, Proxy,
+    RequestOptions, Version, SCHEMES,
 };
 pub(crate) use pool::hold_for_fork;
 pub use request::{request, Reply, Timings};

@@ -173,6 +173,14 @@ pub fn check_method(method: &[u8]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(method).into_owned())
 }
 
+/// A WebSocket subprotocol is an HTTP token (RFC 6455 section 4.1).
+pub fn check_subprotocol(name: &[u8]) -> Result<String, String> {
+    if !is_token(name) {
+        return Err(format!("subprotocol {} is not an HTTP token", quoted(name)));
+    }
+    Ok(String::from_utf8_lossy(name).into_owned())
+}
+
 /// A header name is an HTTP token.
 pub fn check_header_name(name: &[u8]) -> Result<String, String> {
     if !is_token(name) {

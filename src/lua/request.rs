@@ -31,6 +31,12 @@ pub(super) struct Opt {
     key: &'static str,
 }
 
+impl Opt {
+    pub(super) fn new(name: &'static str, key: &'static str) -> Opt {
+        Opt { name, key }
+    }
+}
+
 /// The option table's keys.
 const KEYS: &[&str] = &[
     "url",
@@ -64,12 +70,12 @@ fn request(lua: &mut Lua) -> Result<c_int, Failure> {
 }
 
 /// A bad value for option `key`.
-fn bad(key: Opt, problem: impl std::fmt::Display) -> Failure {
+pub(super) fn bad(key: Opt, problem: impl std::fmt::Display) -> Failure {
     Failure::Message(format!("bad option '{}' to '{}' ({problem})", key.key, key.name))
 }
 
 /// "`expected` expected, got <type of the value on top>".
-fn wrong_type(lua: &Lua, key: Opt, expected: &str) -> Failure {
+pub(super) fn wrong_type(lua: &Lua, key: Opt, expected: &str) -> Failure {
     bad(key, format!("{expected} expected, got {}", lua.kind(-1).name()))
 }
 
@@ -182,7 +188,7 @@ fn set_option(lua: &Lua, options: &mut RequestOptions, key: Opt) -> Result<(), F
 
 /// The string on top (no number conversion: that would change the value
 /// under the table walk).
-fn text(lua: &Lua, key: Opt) -> Result<&[u8], Failure> {
+pub(super) fn text(lua: &Lua, key: Opt) -> Result<&[u8], Failure> {
     match lua.kind(-1) {
         Kind::String => Ok(lua.string(-1).unwrap_or_default()),
         _ => Err(wrong_type(lua, key, "string")),
@@ -197,7 +203,7 @@ fn flag(lua: &Lua, key: Opt) -> Result<bool, Failure> {
 }
 
 /// A timeout under the [`crate::timeout`] rule.
-fn milliseconds(lua: &Lua, key: Opt) -> Result<Option<std::time::Duration>, Failure> {
+pub(super) fn milliseconds(lua: &Lua, key: Opt) -> Result<Option<std::time::Duration>, Failure> {
     if lua.kind(-1) != Kind::Number {
         return Err(wrong_type(lua, key, "number"));
     }
@@ -229,7 +235,7 @@ fn path(lua: &Lua, key: Opt) -> Result<PathBuf, Failure> {
 /// `headers`: a table of name = value, and of {name, value} pairs in
 /// array order (for repeated names). Pairs are sent first, in order, then
 /// the named ones sorted by name, so a request is the same every time.
-fn read_headers(lua: &Lua, key: Opt) -> Result<Vec<(String, Vec<u8>)>, Failure> {
+pub(super) fn read_headers(lua: &Lua, key: Opt) -> Result<Vec<(String, Vec<u8>)>, Failure> {
     if lua.kind(-1) != Kind::Table {
         return Err(wrong_type(lua, key, "table"));
     }

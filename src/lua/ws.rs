@@ -11,7 +11,9 @@ use std::ffi::{c_int, CStr};
 
 use super::args::{self, Callee, Text};
 use super::boundary::{lua_function, Failure, Kind, Lua, Tagged, WS_METATABLE};
-use crate::ws::{CloseInfo, ClosedBy, Outgoing, Polled, Socket, CLOSED};
+use super::request::{bad, milliseconds, push_outcome, read_headers, wrong_type, Opt};
+use crate::http::{self, Reply};
+use crate::ws::{CloseInfo, ClosedBy, Outgoing, Polled, Socket, Upgrade, CLOSED};
 
 /// The registry name of the metatable, as the contract names it; also
 /// what `getmetatable(ws)` returns (`__metatable`).
@@ -48,6 +50,7 @@ lua_function!(error_method => error);
 lua_function!(close_info_method => close_info);
 lua_function!(ping_method => ping);
 lua_function!(latency_method => latency);
+lua_function!(protocol_method => protocol);
 lua_function!(gc_metamethod => gc);
 lua_function!(tostring_metamethod => tostring);
 
@@ -64,6 +67,7 @@ pub(crate) const METHODS: &[(&CStr, super::boundary::lua_CFunction)] = &[
     (c"close_info", close_info_method),
     (c"ping", ping_method),
     (c"latency", latency_method),
+    (c"protocol", protocol_method),
 ];
 
 /// Metamethods of `net_ws` other than `__index`.
@@ -73,13 +77,26 @@ pub(crate) const METAMETHODS: &[(&CStr, super::boundary::lua_CFunction)] =
 fn connect(lua: &mut Lua) -> Result<c_int, Failure> {
     const NAME: &Callee = &Callee::function("ws_connect");
     let url = args::utf8(lua, 1, NAME)?;
-    let timeout = args::timeout(lua, 2, NAME)?;
-    let socket = match Socket::connect(url.str(lua), timeout) {
+    let (timeout, upgrade) = match lua.kind(2) {
+        Kind::Table => read_connect_options(lua, 2)?,
+        _ => (args::timeout(lua, 2, NAME)?, Upgrade::default()),
+    };
+    let socket = match Socket::connect_with(url.str(lua), timeout, &upgrade) {
         Ok(socket) => socket,
-        Err(message) => {
+        Err(e) => {
             lua.push_nil();
-            lua.push_bytes(message.as_bytes())?;
-            return Ok(2);
+            lua.push_bytes(e.message.as_bytes())?;
+            let Some(refusal) = e.refusal else { return Ok(2) };
+            // The server's answer, as `net.request` gives one.
+            let reply = Reply {
+                status: u32::from(refusal.status),
+                headers: refusal.headers,
+                body: refusal.body,
+                url: url.str(lua).to_owned(),
+                ..Reply::default()
+            };
+            push_outcome(lua, &Ok(reply))?;
+            return Ok(3);
         }
     };
     // The userdata starts empty: if making it fails, `socket` is dropped
@@ -98,6 +115,91 @@ fn connect(lua: &mut Lua) -> Result<c_int, Failure> {
         None => {
             return Err(Failure::Message("ws_connect: the net_ws metatable was changed".into()))
         }
+    }
+    Ok(1)
+}
+
+/// `ws_connect`'s option table (at `table`): the budget and the upgrade.
+/// Read raw, as `net.request` reads its table.
+fn read_connect_options(
+    lua: &mut Lua,
+    table: c_int,
+) -> Result<(Option<std::time::Duration>, Upgrade), Failure> {
+    const FUNCTION: &str = "ws_connect";
+    lua.reserve(8)?;
+    let (mut timeout, mut upgrade) = (None, Upgrade::default());
+    lua.push_nil();
+    while lua.next(table) {
+        let key = match lua.string(-2) {
+            Some(key) if lua.kind(-2) == Kind::String => key,
+            _ => {
+                let got = lua.kind(-2).name();
+                return Err(Failure::Message(format!(
+                    "bad option key to '{FUNCTION}' (string expected, got {got})"
+                )));
+            }
+        };
+        match key {
+            b"timeout_ms" => timeout = milliseconds(lua, Opt::new(FUNCTION, "timeout_ms"))?,
+            b"headers" => {
+                let key = Opt::new(FUNCTION, "headers");
+                upgrade.headers = read_headers(lua, key)?;
+                for (name, _) in &upgrade.headers {
+                    crate::ws::check_upgrade_header(name).map_err(|e| bad(key, e))?;
+                }
+            }
+            b"protocols" => {
+                upgrade.protocols = read_protocols(lua, Opt::new(FUNCTION, "protocols"))?
+            }
+            _ => {
+                let shown = String::from_utf8_lossy(&key[..key.len().min(64)]).into_owned();
+                return Err(Failure::Message(format!("bad option '{shown}' to '{FUNCTION}'")));
+            }
+        }
+        lua.pop(1);
+    }
+    Ok((timeout, upgrade))
+}
+
+/// `protocols`: an array of subprotocol names, in order of preference.
+fn read_protocols(lua: &Lua, key: Opt) -> Result<Vec<String>, Failure> {
+    if lua.kind(-1) != Kind::Table {
+        return Err(wrong_type(lua, key, "table"));
+    }
+    let list = lua.absolute(-1);
+    let mut protocols = Vec::new();
+    for i in 1.. {
+        lua.push_raw_index(list, i);
+        match lua.kind(-1) {
+            Kind::Nil => {
+                lua.pop(1);
+                break;
+            }
+            Kind::String => {
+                let name = http::check_subprotocol(lua.string(-1).unwrap_or_default())
+                    .map_err(|e| bad(key, e))?;
+                if protocols.contains(&name) {
+                    return Err(bad(key, format!("'{name}' is offered twice")));
+                }
+                protocols.push(name);
+            }
+            other => {
+                return Err(bad(key, format!("entry {i}: string expected, got {}", other.name())))
+            }
+        }
+        lua.pop(1);
+    }
+    Ok(protocols)
+}
+
+/// The subprotocol the server chose, or `nil`.
+fn protocol(lua: &mut Lua) -> Result<c_int, Failure> {
+    match this(lua, &Callee::method("protocol"))?.and_then(Socket::protocol) {
+        Some(name) => {
+            let name = name.to_owned();
+            lua.push_bytes(name.as_bytes())?
+        }
+        None => lua.push_nil(),
     }
     Ok(1)
 }

@@ -9,12 +9,15 @@
 mod connect;
 pub(crate) mod engine;
 mod error;
+mod handshake;
 mod inbox;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use connect::OpenError as ConnectError;
 pub(crate) use engine::hold_for_fork;
+pub use handshake::{check_upgrade_header, Refusal, Upgrade};
 pub use inbox::{Inbox, Polled};
 
 /// Largest incoming message accepted; a larger one fails the connection
@@ -121,17 +124,34 @@ pub struct Socket {
     /// The fork generation it was opened in (see `crate::lifetime`): in a
     /// child, an inherited socket is closed, and its locks are never taken.
     generation: u64,
+    /// The subprotocol the server chose.
+    protocol: Option<String>,
 }
 
 impl Socket {
     /// Connects to a `ws://` or `wss://` URL; `budget` bounds resolve,
     /// connect, TLS and the upgrade together.
     pub fn connect(url: &str, budget: Option<Duration>) -> Result<Socket, String> {
-        let websocket = connect::open(url, budget)?;
+        Socket::connect_with(url, budget, &Upgrade::default()).map_err(|e| e.message)
+    }
+
+    /// As [`Socket::connect`], with extra upgrade headers and subprotocols;
+    /// a refused upgrade comes with the server's answer.
+    pub fn connect_with(
+        url: &str,
+        budget: Option<Duration>,
+        upgrade: &Upgrade,
+    ) -> Result<Socket, ConnectError> {
+        let (websocket, protocol) = connect::open(url, budget, upgrade)?;
         let inbox = Arc::new(Inbox::default());
         let generation = crate::lifetime::generation();
         let (id, wire) = engine::register(websocket, Arc::clone(&inbox))?;
-        Ok(Socket { id, wire, inbox, generation })
+        Ok(Socket { id, wire, inbox, generation, protocol })
+    }
+
+    /// The subprotocol the server chose, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
     }
 
     /// Inherited through `fork()`: the parent's, untouchable here.
