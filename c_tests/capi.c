@@ -245,6 +245,66 @@ static void test_ws_failures(void) {
     CHECK(1, "freeing NULL socket and message is harmless");
 }
 
+/* The first message of ws as a static NUL-terminated string ("" if none). */
+static const char *first_text(luanet_ws *ws) {
+    static char text[2048];
+    luanet_message *m = NULL;
+    text[0] = 0;
+    if (luanet_ws_recv(ws, 5000, &m) != LUANET_OK) return text;
+    size_t len = 0;
+    const uint8_t *data = luanet_message_data(m, &len);
+    if (len >= sizeof text) len = sizeof text - 1;
+    memcpy(text, data, len);
+    text[len] = 0;
+    luanet_message_free(m);
+    return text;
+}
+
+static void test_ws_options(void) {
+    luanet_ws_options *o = NULL;
+    CHECK(luanet_ws_options_new(&o) == LUANET_OK, "options");
+    CHECK(luanet_ws_options_add_header(o, "Authorization", "Bearer x") == LUANET_OK, "a header");
+    CHECK(luanet_ws_options_add_header(o, "Sec-WebSocket-Key", "x") == LUANET_ERR_ARGUMENT &&
+              error_is("header 'Sec-WebSocket-Key' is set by the WebSocket handshake"),
+          "the handshake's own header refused");
+    CHECK(luanet_ws_options_add_header(o, "X-A", "1\r\nX-B: 2") == LUANET_ERR_ARGUMENT, "a CR refused");
+    CHECK(luanet_ws_options_add_protocol(o, "chat.v2") == LUANET_OK, "a subprotocol");
+    CHECK(luanet_ws_options_add_protocol(o, "chat.v2") == LUANET_ERR_ARGUMENT && error_is("'chat.v2' is offered twice"),
+          "offered twice refused");
+    CHECK(luanet_ws_options_add_protocol(o, "a b") == LUANET_ERR_ARGUMENT, "not a token refused");
+    CHECK(luanet_ws_options_set_timeout_ms(o, 5000) == LUANET_OK, "a timeout");
+    luanet_ws *ws = NULL;
+    CHECK(luanet_ws_connect_with(url("LUANET_WS", "/upgrade-headers"), o, &ws, NULL) == LUANET_OK, "connect with options");
+    CHECK(ws && strstr(first_text(ws), "\nauthorization: Bearer x") != NULL, "the server saw the header");
+    luanet_ws_free(ws);
+    ws = NULL;
+    CHECK(luanet_ws_connect_with(url("LUANET_WS", "/protocol"), o, &ws, NULL) == LUANET_OK, "connect offering chat.v2");
+    CHECK(ws && luanet_ws_protocol(ws) && strcmp(luanet_ws_protocol(ws), "chat.v2") == 0, "luanet_ws_protocol: chat.v2");
+    luanet_ws_free(ws);
+    ws = NULL;
+    CHECK(luanet_ws_connect_with(url("LUANET_WS", "/protocol?choose=none"), o, &ws, NULL) == LUANET_OK &&
+              luanet_ws_protocol(ws) == NULL,
+          "none chosen: NULL");
+    luanet_ws_free(ws);
+    luanet_response *refusal = NULL;
+    ws = NULL;
+    CHECK(luanet_ws_connect_with(url("LUANET_WS", "/reject"), o, &ws, &refusal) == LUANET_ERR_NETWORK &&
+              error_is("WebSocket upgrade refused: HTTP 403 Forbidden") && ws == NULL,
+          "refused: LUANET_ERR_NETWORK");
+    size_t len = 0;
+    const uint8_t *body = refusal ? luanet_response_body(refusal, &len) : NULL;
+    CHECK(refusal && luanet_response_status(refusal) == 403 && len == 10 && memcmp(body, "forbidden\n", 10) == 0,
+          "the refusal: 403, forbidden");
+    luanet_response_free(refusal);
+    CHECK(luanet_ws_connect_with(url("LUANET_WS", "/echo"), NULL, &ws, NULL) == LUANET_OK && luanet_ws_protocol(ws) == NULL,
+          "NULL options: the defaults");
+    luanet_ws_free(ws);
+    CHECK(luanet_ws_protocol(NULL) == NULL, "protocol of NULL");
+    CHECK(luanet_ws_options_add_protocol(NULL, "x") == LUANET_ERR_ARGUMENT, "options NULL");
+    luanet_ws_options_free(o);
+    luanet_ws_options_free(NULL);
+}
+
 int main(void) {
     if (!getenv("LUANET_HTTP") || !getenv("LUANET_WS")) {
         fprintf(stderr, "run under testpeer/serve.py\n");
@@ -257,5 +317,6 @@ int main(void) {
     test_ws();
     test_ws_server_close();
     test_ws_failures();
+    test_ws_options();
     return finish();
 }

@@ -90,6 +90,11 @@ typedef struct luanet_response luanet_response;
 // sockets).
 typedef struct luanet_ws luanet_ws;
 
+// How a WebSocket connects: a budget, upgrade headers, subprotocols.
+// Opaque; made by `luanet_ws_options_new`, freed with
+// `luanet_ws_options_free`. One thread at a time.
+typedef struct luanet_ws_options luanet_ws_options;
+
 // Bytes so far, both ways; a total is -1 when it was not announced.
 typedef struct luanet_progress {
   // Body bytes received, as they came off the wire (before decoding).
@@ -633,6 +638,69 @@ bool luanet_message_is_text(const struct luanet_message *message);
 // # Safety
 // `message` is NULL or a message from this library, not yet freed.
 void luanet_message_free(struct luanet_message *message);
+
+// New options with every default (those of `luanet_ws_connect` with a
+// timeout of 0). The caller owns `*out`: free it with
+// `luanet_ws_options_free`.
+//
+// # Safety
+// `out` points to writable storage.
+enum luanet_result luanet_ws_options_new(struct luanet_ws_options **out);
+
+// Frees options; NULL is ignored.
+//
+// # Safety
+// `options` is NULL or from `luanet_ws_options_new`, not used again.
+void luanet_ws_options_free(struct luanet_ws_options *options);
+
+// One budget for resolve, connect, TLS and the upgrade (0: the defaults).
+//
+// # Safety
+// `options` is live options.
+enum luanet_result luanet_ws_options_set_timeout_ms(struct luanet_ws_options *options,
+                                                    uint32_t timeout_ms);
+
+// Adds the upgrade header `name: value`, after those added before.
+// `LUANET_ERR_ARGUMENT` for a name that is not a token, a value with a CR,
+// LF or NUL, or one of the handshake's own lines (`Connection`, `Upgrade`,
+// `Sec-WebSocket-*`). A `Host` or `User-Agent` replaces luanet's.
+//
+// # Safety
+// `options` is live options; `name` and `value` NUL-terminated strings.
+enum luanet_result luanet_ws_options_add_header(struct luanet_ws_options *options,
+                                                const char *name,
+                                                const char *value);
+
+// Offers the subprotocol `name`, after those offered before (in order of
+// preference). `LUANET_ERR_ARGUMENT` for a name that is not an HTTP token
+// or is offered already.
+//
+// # Safety
+// `options` is live options; `name` a NUL-terminated string.
+enum luanet_result luanet_ws_options_add_protocol(struct luanet_ws_options *options,
+                                                  const char *name);
+
+// As `luanet_ws_connect`, with `options` (NULL: the defaults). When the
+// server refuses the upgrade and `refusal` is not NULL, `*refusal` is its
+// answer (status, headers and body, as `luanet_request_perform` gives
+// one; the caller frees it with `luanet_response_free`), and the result
+// is `LUANET_ERR_NETWORK` with `"WebSocket upgrade refused: HTTP 403
+// Forbidden"` in `luanet_last_error()`. `*refusal` is written only then.
+//
+// # Safety
+// `url` is a NUL-terminated string; `options` NULL or live options; `out`
+// points to writable storage; `refusal` is NULL or does.
+enum luanet_result luanet_ws_connect_with(const char *url,
+                                          const struct luanet_ws_options *options,
+                                          struct luanet_ws **out,
+                                          struct luanet_response **refusal);
+
+// The subprotocol the server chose, NUL-terminated and valid until the
+// socket is freed; NULL when it chose none (or for NULL).
+//
+// # Safety
+// `ws` is NULL or a live socket.
+const char *luanet_ws_protocol(const struct luanet_ws *ws);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -12,6 +12,7 @@ mod fetch;
 mod http;
 mod request;
 mod ws;
+mod ws_options;
 
 use std::ffi::c_char;
 
@@ -23,6 +24,7 @@ pub use fetch::{luanet_fetch_handle, luanet_progress};
 pub use http::{luanet_response, luanet_timings};
 pub use request::luanet_request;
 pub use ws::{luanet_closed_by, luanet_message, luanet_ws};
+pub use ws_options::luanet_ws_options;
 
 /// The library version as a NUL-terminated string, e.g. `"0.1.0"`.
 ///

@@ -21,6 +21,15 @@ use crate::ws::{
 /// sockets).
 pub struct luanet_ws {
     socket: Socket,
+    /// The subprotocol the server chose, for `luanet_ws_protocol`.
+    pub(super) protocol: Option<std::ffi::CString>,
+}
+
+impl luanet_ws {
+    pub(super) fn new(socket: Socket) -> luanet_ws {
+        let protocol = super::ws_options::protocol_c(&socket);
+        luanet_ws { socket, protocol }
+    }
 }
 
 /// One complete incoming message. Opaque; free with `luanet_message_free`.
@@ -61,7 +70,7 @@ pub unsafe extern "C" fn luanet_ws_connect(
         let socket = Socket::connect(url, timeout_arg(timeout_ms))
             .map_err(|e| fail(LUANET_ERR_NETWORK, e))?;
         // SAFETY: checked non-NULL by out_arg.
-        unsafe { out.write(Box::into_raw(Box::new(luanet_ws { socket }))) };
+        unsafe { out.write(Box::into_raw(Box::new(luanet_ws::new(socket)))) };
         Ok(LUANET_OK)
     })
 }
