@@ -358,6 +358,7 @@ test("bad options raise, naming them", function()
   raises(function() net.configure{ max_total_connections = 2^40 } end,
     "bad options to 'net.configure' (max_total_connections must be between 1 and 1048576)")
   raises(function() net.configure{ other = 1 } end, "bad option 'other' to 'net.configure'")
+  raises(function() net.configure{ 5 } end, "bad option key to 'net.configure' (string expected, got number)")
   raises(function() net.configure(5) end, "bad argument #1 to 'net.configure' (table expected, got number)")
   local limits = net.configure()
   eq(limits.max_host_connections, 6, "unchanged host cap")

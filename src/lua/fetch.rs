@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::args::{self, Callee};
 use super::boundary::{lua_function, Failure, Kind, Lua, Tagged, REQUEST_METATABLE};
-use super::request::{push_outcome, read_options};
+use super::request::{option_key, push_outcome, read_options, unknown_option};
 use crate::http::{self, Chunk, Fetch, State};
 
 /// The registry name of the metatable, and what `getmetatable(req)` gives.
@@ -232,13 +232,9 @@ fn configure(lua: &mut Lua) -> Result<c_int, Failure> {
             lua.reserve(4)?;
             lua.push_nil();
             while lua.next(1) {
-                let key = lua.string(-2).filter(|_| lua.kind(-2) == Kind::String);
-                let Some(slot) =
-                    key.and_then(|k| KEYS.iter().position(|name| name.as_bytes() == k))
-                else {
-                    let shown = lua.string(-2).map(String::from_utf8_lossy).unwrap_or_default();
-                    let shown: String = shown.chars().take(64).collect();
-                    return Err(Failure::Message(format!("bad option '{shown}' to '{NAME}'")));
+                let key = option_key(lua, NAME)?;
+                let Some(slot) = KEYS.iter().position(|name| name.as_bytes() == key) else {
+                    return Err(unknown_option(NAME, key));
                 };
                 let n = lua.number(-1).filter(|_| lua.kind(-1) == Kind::Number);
                 let Some(n) = n.filter(|n| n.fract() == 0.0 && *n >= 1.0) else {

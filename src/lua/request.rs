@@ -82,6 +82,21 @@ pub(super) fn wrong_type(lua: &Lua, key: Opt, expected: &str) -> Failure {
 /// The most of an unknown key an error message quotes.
 const QUOTED_KEY_BYTES: usize = 64;
 
+/// The key of the table entry `lua.next` is on (index -2): a string, or
+/// an error naming `function`.
+pub(super) fn option_key<'l>(lua: &'l Lua, function: &str) -> Result<&'l [u8], Failure> {
+    lua.string(-2).ok_or_else(|| {
+        let got = lua.kind(-2).name();
+        Failure::Message(format!("bad option key to '{function}' (string expected, got {got})"))
+    })
+}
+
+/// An option `function` does not know.
+pub(super) fn unknown_option(function: &str, key: &[u8]) -> Failure {
+    let shown = String::from_utf8_lossy(&key[..key.len().min(QUOTED_KEY_BYTES)]);
+    Failure::Message(format!("bad option '{shown}' to '{function}'"))
+}
+
 /// Reads the option table at `table` for the function `name`; with
 /// `streams`, the `stream` flag too (false when absent).
 pub(super) fn read_options(
@@ -94,23 +109,14 @@ pub(super) fn read_options(
     let mut stream = false;
     lua.push_nil();
     while lua.next(table) {
-        let key = match lua.string(-2) {
-            Some(key) if lua.kind(-2) == Kind::String => key,
-            _ => {
-                let got = lua.kind(-2).name();
-                return Err(Failure::Message(format!(
-                    "bad option key to '{name}' (string expected, got {got})"
-                )));
-            }
-        };
+        let key = option_key(lua, name)?;
         if streams && key == b"stream" {
             stream = flag(lua, Opt { name, key: "stream" })?;
             lua.pop(1);
             continue;
         }
         let Some(&key) = KEYS.iter().find(|k| k.as_bytes() == key) else {
-            let shown = String::from_utf8_lossy(&key[..key.len().min(QUOTED_KEY_BYTES)]);
-            return Err(Failure::Message(format!("bad option '{shown}' to '{name}'")));
+            return Err(unknown_option(name, key));
         };
         set_option(lua, &mut options, Opt { name, key })?;
         lua.pop(1);

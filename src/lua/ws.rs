@@ -11,7 +11,9 @@ use std::ffi::{c_int, CStr};
 
 use super::args::{self, Callee, Text};
 use super::boundary::{lua_function, Failure, Kind, Lua, Tagged, WS_METATABLE};
-use super::request::{bad, milliseconds, push_outcome, read_headers, wrong_type, Opt};
+use super::request::{
+    bad, milliseconds, option_key, push_outcome, read_headers, unknown_option, wrong_type, Opt,
+};
 use crate::http::{self, Reply};
 use crate::ws::{CloseInfo, ClosedBy, Outgoing, Polled, Socket, Upgrade, CLOSED};
 
@@ -130,15 +132,7 @@ fn read_connect_options(
     let (mut timeout, mut upgrade) = (None, Upgrade::default());
     lua.push_nil();
     while lua.next(table) {
-        let key = match lua.string(-2) {
-            Some(key) if lua.kind(-2) == Kind::String => key,
-            _ => {
-                let got = lua.kind(-2).name();
-                return Err(Failure::Message(format!(
-                    "bad option key to '{FUNCTION}' (string expected, got {got})"
-                )));
-            }
-        };
+        let key = option_key(lua, FUNCTION)?;
         match key {
             b"timeout_ms" => timeout = milliseconds(lua, Opt::new(FUNCTION, "timeout_ms"))?,
             b"headers" => {
@@ -151,10 +145,7 @@ fn read_connect_options(
             b"protocols" => {
                 upgrade.protocols = read_protocols(lua, Opt::new(FUNCTION, "protocols"))?
             }
-            _ => {
-                let shown = String::from_utf8_lossy(&key[..key.len().min(64)]).into_owned();
-                return Err(Failure::Message(format!("bad option '{shown}' to '{FUNCTION}'")));
-            }
+            _ => return Err(unknown_option(FUNCTION, key)),
         }
         lua.pop(1);
     }
