@@ -303,19 +303,21 @@ impl Transfers {
         easy.get_mut().fetch = Some(Arc::clone(shared));
         // Waits for a connection that may multiplex rather than opening
         // another: many requests to one TLS host share one HTTP/2 link.
-        let set = easy.pipewait(https).and_then(|()| easy.progress(true));
-        if let Err(e) = set {
-            return Err(self.give_back(exchange, easy, Err(io_error(e.to_string()))).unwrap_err());
-        }
-        if let Err(e) = exchange.start(&mut easy) {
-            return Err(self.give_back(exchange, easy, Err(e)).unwrap_err());
+        let set_up = easy
+            .pipewait(https)
+            .and_then(|()| easy.progress(true))
+            .map_err(|e| io_error(e.to_string()))
+            .and_then(|()| exchange.start(&mut easy));
+        if let Err(e) = set_up {
+            // The handle goes back to its idle state and is kept.
+            let _ = self.give_back(exchange, easy, Err(e.clone()));
+            return Err(e);
         }
         let id = shared.id;
-        let handle = match self.multi.add2(easy) {
-            Ok(handle) => handle,
-            Err(e) => return Err(io_error(format!("cannot start the transfer: {e}"))),
-        };
-        let mut handle = handle;
+        let mut handle = self
+            .multi
+            .add2(easy)
+            .map_err(|e| io_error(format!("cannot start the transfer: {e}")))?;
         let _ = handle.set_token(id as usize);
         let active = Active { handle: Some(handle), exchange, shared: Arc::clone(shared), origin };
         self.active.insert(id, active);
