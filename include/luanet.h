@@ -52,6 +52,10 @@ typedef enum luanet_result {
   LUANET_ERR_NETWORK = 5,
   // A bug in luanet was caught at the boundary.
   LUANET_ERR_PANIC = 6,
+  // `luanet_ws_send_*`, `luanet_ws_ping`: the output waiting for the
+  // socket is at its `max_send_buffer_bytes`; nothing of the message was
+  // sent, and the socket stays open.
+  LUANET_FULL = 7,
 } luanet_result;
 
 // Who ended a connection (`luanet_ws_close_info`).
@@ -63,6 +67,19 @@ typedef enum luanet_closed_by {
   // The library failed the connection, or it dropped.
   LUANET_CLOSED_BY_ERROR = 3,
 } luanet_closed_by;
+
+// Which byte bound a `luanet_ws_options_set_limit` sets.
+typedef enum luanet_ws_limit {
+  // The largest incoming message (64 MiB by default); a larger one fails
+  // the connection with close code 1009.
+  LUANET_WS_MAX_MESSAGE_BYTES = 1,
+  // Unread messages past which the socket is not read (64 MiB by
+  // default), so TCP holds the server back; nothing is dropped.
+  LUANET_WS_MAX_QUEUED_BYTES = 2,
+  // Unwritten output past which a send is refused with `LUANET_FULL`
+  // (16 MiB by default).
+  LUANET_WS_MAX_SEND_BUFFER_BYTES = 3,
+} luanet_ws_limit;
 
 // What went wrong, as a stable name scripts can branch on.
 typedef struct ErrorKind ErrorKind;
@@ -90,9 +107,10 @@ typedef struct luanet_response luanet_response;
 // sockets).
 typedef struct luanet_ws luanet_ws;
 
-// How a WebSocket connects: a budget, upgrade headers, subprotocols.
-// Opaque; made by `luanet_ws_options_new`, freed with
-// `luanet_ws_options_free`. One thread at a time.
+// How a WebSocket connects: a budget, upgrade headers, subprotocols,
+// bounds, keepalive, trust and proxy. Opaque; made by
+// `luanet_ws_options_new`, freed with `luanet_ws_options_free`. One thread
+// at a time.
 typedef struct luanet_ws_options luanet_ws_options;
 
 // Bytes so far, both ways; a total is -1 when it was not announced.
@@ -515,8 +533,10 @@ enum luanet_result luanet_ws_connect(const char *url, uint32_t timeout_ms, struc
 
 // Queues a text message of `len` bytes of UTF-8 at `text` (no NUL needed).
 // `LUANET_OK` once accepted for sending (in order); `LUANET_CLOSED` when
-// the socket is closed; `LUANET_ERR_ARGUMENT` when the bytes are not UTF-8
-// (nothing is sent).
+// the socket is closed; `LUANET_FULL` when the output waiting for the
+// socket is at its `max_send_buffer_bytes` (nothing of this message is
+// sent; the socket stays open); `LUANET_ERR_ARGUMENT` when the bytes are
+// not UTF-8 (nothing is sent).
 //
 // # Safety
 // `ws` is a live socket; `text` points to `len` readable bytes.
@@ -587,6 +607,14 @@ enum luanet_result luanet_ws_close_with_reason(const struct luanet_ws *ws,
 // # Safety
 // `ws` is a live socket; `payload` has `len` readable bytes.
 enum luanet_result luanet_ws_ping(const struct luanet_ws *ws, const uint8_t *payload, size_t len);
+
+// Bytes that `luanet_ws_send_*` and `luanet_ws_ping` accepted and the
+// socket has not taken yet, framing included, as the browser's
+// `bufferedAmount`; 0 once everything is written (and for NULL).
+//
+// # Safety
+// `ws` is NULL or a live socket.
+uint64_t luanet_ws_buffered_amount(const struct luanet_ws *ws);
 
 // The round trip of the last answered ping in ms, or -1 before any (or
 // for NULL).
@@ -679,6 +707,45 @@ enum luanet_result luanet_ws_options_add_header(struct luanet_ws_options *option
 // `options` is live options; `name` a NUL-terminated string.
 enum luanet_result luanet_ws_options_add_protocol(struct luanet_ws_options *options,
                                                   const char *name);
+
+// Keepalive: a ping every `interval_ms` (0: none; 20000 by default),
+// and the connection fails with `"no pong within <N> ms"` when one gets
+// no pong within `pong_timeout_ms` (0: the default, 20000; `UINT32_MAX`:
+// never). While reading is paused at the inbox bound no pong is waited
+// for.
+//
+// # Safety
+// `options` is live options.
+enum luanet_result luanet_ws_options_set_keepalive(struct luanet_ws_options *options,
+                                                   uint32_t interval_ms,
+                                                   uint32_t pong_timeout_ms);
+
+// Sets the byte bound `limit` to `bytes` (1 to 2^63-1).
+//
+// # Safety
+// `options` is live options; `limit` one of `luanet_ws_limit`.
+enum luanet_result luanet_ws_options_set_limit(struct luanet_ws_options *options,
+                                               int limit,
+                                               uint64_t bytes);
+
+// `false` turns off every certificate and host name check (for tests);
+// `ca_file` (NULL: the trust store) trusts exactly the CAs in that PEM
+// file.
+//
+// # Safety
+// `options` is live options; `ca_file` NULL or a NUL-terminated string.
+enum luanet_result luanet_ws_options_set_tls(struct luanet_ws_options *options,
+                                             bool verify,
+                                             const char *ca_file);
+
+// The proxy, as `luanet_request_set_proxy` takes it: a URL, `""` for none,
+// NULL for the environment's (the default). The WebSocket goes through an
+// HTTP proxy as a CONNECT tunnel.
+//
+// # Safety
+// `options` is live options; `proxy` NULL or a NUL-terminated string.
+enum luanet_result luanet_ws_options_set_proxy(struct luanet_ws_options *options,
+                                               const char *proxy);
 
 // As `luanet_ws_connect`, with `options` (NULL: the defaults). When the
 // server refuses the upgrade and `refusal` is not NULL, `*refusal` is its

@@ -869,7 +869,7 @@ end)
 -- Lifetime ------------------------------------------------------------------------
 
 test("the answer to a server's close is written even behind a full send buffer", function()
-  local ws = connect(WS .. "/close-when-full?ms=500")
+  local ws = assert(ws_connect(WS .. "/close-when-full?ms=500", { max_send_buffer_bytes = 64 * MiB }))
   local chunk = string.rep("x", MiB)
   -- 32 MiB: more than the kernel's buffers on both sides hold.
   for i = 1, 32 do

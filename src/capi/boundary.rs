@@ -29,6 +29,10 @@ pub enum luanet_result {
     LUANET_ERR_NETWORK = 5,
     /// A bug in luanet was caught at the boundary.
     LUANET_ERR_PANIC = 6,
+    /// `luanet_ws_send_*`, `luanet_ws_ping`: the output waiting for the
+    /// socket is at its `max_send_buffer_bytes`; nothing of the message was
+    /// sent, and the socket stays open.
+    LUANET_FULL = 7,
 }
 
 /// What kind of failure a request met, as `net.request` names them.
@@ -171,6 +175,7 @@ pub extern "C" fn luanet_result_name(result: luanet_result) -> *const c_char {
         luanet_result::LUANET_ERR_ARGUMENT => c"LUANET_ERR_ARGUMENT",
         luanet_result::LUANET_ERR_NETWORK => c"LUANET_ERR_NETWORK",
         luanet_result::LUANET_ERR_PANIC => c"LUANET_ERR_PANIC",
+        luanet_result::LUANET_FULL => c"LUANET_FULL",
     };
     name.as_ptr()
 }

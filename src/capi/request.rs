@@ -50,7 +50,7 @@ fn argument(message: String) -> luanet_result {
 ///
 /// # Safety
 /// `ptr` is NULL or a NUL-terminated string.
-unsafe fn path_arg(ptr: *const c_char, what: &str) -> Result<PathBuf, luanet_result> {
+pub(super) unsafe fn path_arg(ptr: *const c_char, what: &str) -> Result<PathBuf, luanet_result> {
     if ptr.is_null() {
         return Err(argument(format!("{what} is NULL")));
     }
@@ -276,15 +276,23 @@ pub unsafe extern "C" fn luanet_request_set_proxy(
     proxy: *const c_char,
 ) -> luanet_result {
     with_request(request, |options| {
-        options.proxy = match proxy.is_null() {
-            true => Proxy::Environment,
-            false => match unsafe { str_arg(proxy, "proxy") }? {
-                "" => Proxy::Direct,
-                url => Proxy::url(url).map_err(argument)?,
-            },
-        };
+        options.proxy = unsafe { proxy_arg(proxy) }?;
         Ok(LUANET_OK)
     })
+}
+
+/// A proxy argument: a URL, `""` for none, NULL for the environment's.
+///
+/// # Safety
+/// `proxy` is NULL or a NUL-terminated string.
+pub(super) unsafe fn proxy_arg(proxy: *const c_char) -> Result<Proxy, luanet_result> {
+    if proxy.is_null() {
+        return Ok(Proxy::Environment);
+    }
+    match unsafe { str_arg(proxy, "proxy") }? {
+        "" => Ok(Proxy::Direct),
+        url => Proxy::url(url).map_err(argument),
+    }
 }
 
 /// A body larger than `max_bytes` fails the request with

@@ -4,14 +4,15 @@
 use std::ffi::c_char;
 
 use super::boundary::luanet_result::{
-    self, LUANET_CLOSED, LUANET_EMPTY, LUANET_ERR_ARGUMENT, LUANET_ERR_NETWORK, LUANET_OK,
-    LUANET_TIMEOUT,
+    self, LUANET_CLOSED, LUANET_EMPTY, LUANET_ERR_ARGUMENT, LUANET_ERR_NETWORK, LUANET_FULL,
+    LUANET_OK, LUANET_TIMEOUT,
 };
 use super::boundary::{
     bytes_arg, bytes_out, fail, guard, guard_value, out_arg, str_arg, timeout_arg,
 };
 use crate::ws::{
-    sendable_close_code, sendable_close_reason, ClosedBy, Outgoing, Polled, Socket, DETACH_LIMIT,
+    sendable_close_code, sendable_close_reason, ClosedBy, Outgoing, Polled, SendError,
+    SendErrorKind, Socket, DETACH_LIMIT,
 };
 
 /// A client WebSocket. Opaque; free with `luanet_ws_free`.
@@ -76,13 +77,23 @@ pub unsafe extern "C" fn luanet_ws_connect(
 }
 
 fn send(socket: &Socket, message: Outgoing) -> Result<luanet_result, luanet_result> {
-    socket.send(message).map(|()| LUANET_OK).map_err(|e| fail(LUANET_CLOSED, e))
+    socket.send(message).map(|()| LUANET_OK).map_err(refused)
+}
+
+/// `LUANET_FULL` or `LUANET_CLOSED`, with the reason as the last error.
+fn refused(e: SendError) -> luanet_result {
+    match e.kind {
+        SendErrorKind::Full => fail(LUANET_FULL, e.message),
+        SendErrorKind::Closed => fail(LUANET_CLOSED, e.message),
+    }
 }
 
 /// Queues a text message of `len` bytes of UTF-8 at `text` (no NUL needed).
 /// `LUANET_OK` once accepted for sending (in order); `LUANET_CLOSED` when
-/// the socket is closed; `LUANET_ERR_ARGUMENT` when the bytes are not UTF-8
-/// (nothing is sent).
+/// the socket is closed; `LUANET_FULL` when the output waiting for the
+/// socket is at its `max_send_buffer_bytes` (nothing of this message is
+/// sent; the socket stays open); `LUANET_ERR_ARGUMENT` when the bytes are
+/// not UTF-8 (nothing is sent).
 ///
 /// # Safety
 /// `ws` is a live socket; `text` points to `len` readable bytes.
@@ -260,10 +271,21 @@ pub unsafe extern "C" fn luanet_ws_ping(
         let payload = unsafe { bytes_arg(payload, len, "payload") }?;
         let payload = crate::ws::sendable_ping_payload(payload)
             .map_err(|rule| fail(LUANET_ERR_ARGUMENT, rule))?;
-        match socket.ping(payload) {
-            Ok(()) => Ok(LUANET_OK),
-            Err(message) => Err(fail(LUANET_CLOSED, message)),
-        }
+        socket.ping(payload).map(|()| LUANET_OK).map_err(refused)
+    })
+}
+
+/// Bytes that `luanet_ws_send_*` and `luanet_ws_ping` accepted and the
+/// socket has not taken yet, framing included, as the browser's
+/// `bufferedAmount`; 0 once everything is written (and for NULL).
+///
+/// # Safety
+/// `ws` is NULL or a live socket.
+#[no_mangle]
+pub unsafe extern "C" fn luanet_ws_buffered_amount(ws: *const luanet_ws) -> u64 {
+    guard_value(0, || match unsafe { socket(ws) } {
+        Ok(socket) => socket.buffered_amount() as u64,
+        Err(_) => 0,
     })
 }
 

@@ -253,6 +253,30 @@ fn set_trust_store<H>(easy: &mut Easy2<H>) -> Result<(), curl::Error> {
     Ok(())
 }
 
+/// A caller's trust (`verify = false`, or exactly the CAs of `ca_file`) and
+/// proxy, for requests and WebSockets alike.
+fn apply_trust_and_proxy<H>(
+    easy: &mut Easy2<H>,
+    verify: bool,
+    ca_file: Option<&std::path::Path>,
+    proxy: &Proxy,
+) -> Result<(), curl::Error> {
+    if !verify {
+        easy.ssl_verify_peer(false)?;
+        easy.ssl_verify_host(false)?;
+    }
+    if let Some(ca_file) = ca_file {
+        easy.cainfo(ca_file)?;
+        set_pointer(easy, curl_sys::CURLOPT_CAPATH, std::ptr::null())?;
+    }
+    match proxy {
+        Proxy::Environment => Ok(()),
+        // libcurl: an empty proxy disables the environment's.
+        Proxy::Direct => easy.proxy(""),
+        Proxy::Url(url) => easy.proxy(url),
+    }
+}
+
 /// Where one request goes and its budget; `endpoint` is an http(s) URL.
 /// http may redirect to https, https only to https.
 fn configure_target<H>(

@@ -289,25 +289,12 @@ fn apply(easy: &mut Easy2<Collector>, options: &RequestOptions) -> Result<(), cu
     if let Some(timeout) = options.connect_timeout {
         easy.connect_timeout(timeout)?;
     }
-    if !options.verify {
-        easy.ssl_verify_peer(false)?;
-        easy.ssl_verify_host(false)?;
-    }
-    if let Some(ca_file) = &options.ca_file {
-        easy.cainfo(ca_file)?;
-        set_pointer(easy, curl_sys::CURLOPT_CAPATH, std::ptr::null())?;
-    }
+    super::apply_trust_and_proxy(easy, options.verify, options.ca_file.as_deref(), &options.proxy)?;
     if let Some(cert) = &options.client_cert {
         easy.ssl_cert(cert)?;
     }
     if let Some(key) = &options.client_key {
         easy.ssl_key(key)?;
-    }
-    match &options.proxy {
-        Proxy::Environment => {}
-        // libcurl: an empty proxy disables the environment's.
-        Proxy::Direct => easy.proxy("")?,
-        Proxy::Url(url) => easy.proxy(url)?,
     }
     match options.http_version {
         None => Ok(()),

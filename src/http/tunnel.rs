@@ -8,11 +8,14 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use curl::easy::{Easy2, Handler, HttpVersion};
 
-use super::{configure_connection, configure_target, error};
+use super::{apply_trust_and_proxy, configure_connection, configure_target, error, Proxy};
 use crate::endpoint::Endpoint;
 
 /// An open TCP (or TLS over TCP) connection owned by libcurl. Reads and
@@ -20,6 +23,20 @@ use crate::endpoint::Endpoint;
 pub struct Tunnel {
     easy: Easy2<Unused>,
     fd: RawFd,
+    /// Lowered by every byte written, never below 0 (see
+    /// [`Tunnel::count_unsent`]).
+    unsent: Option<Arc<AtomicUsize>>,
+}
+
+/// How a tunnel reaches its host: trust and proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    /// `false`: no certificate or host name check.
+    pub verify: bool,
+    /// Trust exactly the CAs in this PEM file.
+    pub ca_file: Option<&'a Path>,
+    /// Which proxy, if any.
+    pub proxy: &'a Proxy,
 }
 
 /// CONNECT_ONLY transfers have no body to collect.
@@ -29,10 +46,17 @@ impl Handler for Unused {}
 impl Tunnel {
     /// Connects to `endpoint` (an `http://` or `https://` URL; only its host
     /// and port matter) within `budget`.
-    pub fn open(endpoint: &Endpoint, budget: Option<Duration>) -> Result<Tunnel, String> {
+    pub fn open(
+        endpoint: &Endpoint,
+        budget: Option<Duration>,
+        route: Route<'_>,
+    ) -> Result<Tunnel, String> {
         let mut easy = Easy2::new(Unused);
         let setup = configure_connection(&mut easy)
             .and_then(|()| configure_target(&mut easy, endpoint, budget))
+            .and_then(|()| {
+                apply_trust_and_proxy(&mut easy, route.verify, route.ca_file, route.proxy)
+            })
             .and_then(|()| easy.connect_only(true))
             // The protocols we carry start with an HTTP/1.1 request: offer
             // only http/1.1 in ALPN.
@@ -44,7 +68,14 @@ impl Tunnel {
             return Err(error::describe(&e, &easy, endpoint, budget).message);
         }
         let fd = active_socket(&easy).ok_or("the connection has no socket")?;
-        Ok(Tunnel { easy, fd })
+        Ok(Tunnel { easy, fd, unsent: None })
+    }
+
+    /// From now on, every byte written lowers `unsent` (not below 0): a
+    /// writer that raises it by what it hands over reads what is still
+    /// held back.
+    pub fn count_unsent(&mut self, unsent: Arc<AtomicUsize>) {
+        self.unsent = Some(unsent);
     }
 
     /// The socket, for readiness polling only.
@@ -82,7 +113,13 @@ impl Read for Tunnel {
 
 impl Write for Tunnel {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.easy.send(buf).map_err(io_error)
+        let written = self.easy.send(buf).map_err(io_error)?;
+        if let Some(unsent) = &self.unsent {
+            // Only ever changed by the writer, which holds the tunnel.
+            let left = unsent.load(Ordering::Relaxed).saturating_sub(written);
+            unsent.store(left, Ordering::Release);
+        }
+        Ok(written)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -167,17 +167,7 @@ fn set_option(lua: &Lua, options: &mut RequestOptions, key: Opt) -> Result<(), F
         "ca_file" => options.ca_file = Some(path(lua, key)?),
         "client_cert" => options.client_cert = Some(path(lua, key)?),
         "client_key" => options.client_key = Some(path(lua, key)?),
-        "proxy" => {
-            options.proxy = match lua.kind(-1) {
-                Kind::Boolean if !lua.boolean(-1) => Proxy::Direct,
-                Kind::String => {
-                    let url = std::str::from_utf8(text(lua, key)?)
-                        .map_err(|_| bad(key, "string is not valid UTF-8"))?;
-                    Proxy::url(url).map_err(|e| bad(key, e))?
-                }
-                _ => return Err(wrong_type(lua, key, "string or false")),
-            }
-        }
+        "proxy" => options.proxy = proxy(lua, key)?,
         "max_body_bytes" => options.max_body_bytes = Some(count(lua, key, i64::MAX as u64)?),
         "output" => options.output = Some(path(lua, key)?),
         "http_version" => {
@@ -201,7 +191,20 @@ pub(super) fn text(lua: &Lua, key: Opt) -> Result<&[u8], Failure> {
     }
 }
 
-fn flag(lua: &Lua, key: Opt) -> Result<bool, Failure> {
+/// `proxy`: a proxy URL, or `false` for none whatever the environment says.
+pub(super) fn proxy(lua: &Lua, key: Opt) -> Result<Proxy, Failure> {
+    match lua.kind(-1) {
+        Kind::Boolean if !lua.boolean(-1) => Ok(Proxy::Direct),
+        Kind::String => {
+            let url = std::str::from_utf8(text(lua, key)?)
+                .map_err(|_| bad(key, "string is not valid UTF-8"))?;
+            Proxy::url(url).map_err(|e| bad(key, e))
+        }
+        _ => Err(wrong_type(lua, key, "string or false")),
+    }
+}
+
+pub(super) fn flag(lua: &Lua, key: Opt) -> Result<bool, Failure> {
     match lua.kind(-1) {
         Kind::Boolean => Ok(lua.boolean(-1)),
         _ => Err(wrong_type(lua, key, "boolean")),
@@ -218,7 +221,7 @@ pub(super) fn milliseconds(lua: &Lua, key: Opt) -> Result<Option<std::time::Dura
 }
 
 /// A whole number from 0 to `max`.
-fn count(lua: &Lua, key: Opt, max: u64) -> Result<u64, Failure> {
+pub(super) fn count(lua: &Lua, key: Opt, max: u64) -> Result<u64, Failure> {
     if lua.kind(-1) != Kind::Number {
         return Err(wrong_type(lua, key, "number"));
     }
@@ -230,7 +233,7 @@ fn count(lua: &Lua, key: Opt, max: u64) -> Result<u64, Failure> {
 }
 
 /// A file name: a non-empty string without NUL.
-fn path(lua: &Lua, key: Opt) -> Result<PathBuf, Failure> {
+pub(super) fn path(lua: &Lua, key: Opt) -> Result<PathBuf, Failure> {
     let name = text(lua, key)?;
     if name.is_empty() || name.contains(&0) {
         return Err(bad(key, "a file name without NUL expected"));

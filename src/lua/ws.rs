@@ -12,10 +12,11 @@ use std::ffi::{c_int, CStr};
 use super::args::{self, Callee, Text};
 use super::boundary::{lua_function, Failure, Kind, Lua, Tagged, WS_METATABLE};
 use super::request::{
-    bad, milliseconds, option_key, push_outcome, read_headers, unknown_option, wrong_type, Opt,
+    bad, flag, milliseconds, option_key, path, proxy, push_outcome, read_headers, unknown_option,
+    wrong_type, Opt,
 };
 use crate::http::{self, Reply};
-use crate::ws::{CloseInfo, ClosedBy, Outgoing, Polled, Socket, Upgrade, CLOSED};
+use crate::ws::{CloseInfo, ClosedBy, ConnectOptions, Outgoing, Polled, Socket, CLOSED};
 
 /// The registry name of the metatable, as the contract names it; also
 /// what `getmetatable(ws)` returns (`__metatable`).
@@ -53,6 +54,7 @@ lua_function!(close_info_method => close_info);
 lua_function!(ping_method => ping);
 lua_function!(latency_method => latency);
 lua_function!(protocol_method => protocol);
+lua_function!(buffered_amount_method => buffered_amount);
 lua_function!(gc_metamethod => gc);
 lua_function!(tostring_metamethod => tostring);
 
@@ -70,6 +72,7 @@ pub(crate) const METHODS: &[(&CStr, super::boundary::lua_CFunction)] = &[
     (c"ping", ping_method),
     (c"latency", latency_method),
     (c"protocol", protocol_method),
+    (c"buffered_amount", buffered_amount_method),
 ];
 
 /// Metamethods of `net_ws` other than `__index`.
@@ -79,11 +82,11 @@ pub(crate) const METAMETHODS: &[(&CStr, super::boundary::lua_CFunction)] =
 fn connect(lua: &mut Lua) -> Result<c_int, Failure> {
     const NAME: &Callee = &Callee::function("ws_connect");
     let url = args::utf8(lua, 1, NAME)?;
-    let (timeout, upgrade) = match lua.kind(2) {
+    let options = match lua.kind(2) {
         Kind::Table => read_connect_options(lua, 2)?,
-        _ => (args::timeout(lua, 2, NAME)?, Upgrade::default()),
+        _ => ConnectOptions { timeout: args::timeout(lua, 2, NAME)?, ..ConnectOptions::default() },
     };
-    let socket = match Socket::connect_with(url.str(lua), timeout, &upgrade) {
+    let socket = match Socket::connect_with(url.str(lua), &options) {
         Ok(socket) => socket,
         Err(e) => {
             lua.push_nil();
@@ -121,35 +124,79 @@ fn connect(lua: &mut Lua) -> Result<c_int, Failure> {
     Ok(1)
 }
 
-/// `ws_connect`'s option table (at `table`): the budget and the upgrade.
-/// Read raw, as `net.request` reads its table.
-fn read_connect_options(
-    lua: &mut Lua,
-    table: c_int,
-) -> Result<(Option<std::time::Duration>, Upgrade), Failure> {
+/// `ws_connect`'s option table (at `table`). Read raw, as `net.request`
+/// reads its table; `proxy`, `verify` and `ca_file` as it reads them.
+fn read_connect_options(lua: &mut Lua, table: c_int) -> Result<ConnectOptions, Failure> {
     const FUNCTION: &str = "ws_connect";
     lua.reserve(8)?;
-    let (mut timeout, mut upgrade) = (None, Upgrade::default());
+    let mut options = ConnectOptions::default();
+    let limits = &mut options.limits;
     lua.push_nil();
     while lua.next(table) {
-        let key = option_key(lua, FUNCTION)?;
-        match key {
-            b"timeout_ms" => timeout = milliseconds(lua, Opt::new(FUNCTION, "timeout_ms"))?,
-            b"headers" => {
-                let key = Opt::new(FUNCTION, "headers");
-                upgrade.headers = read_headers(lua, key)?;
-                for (name, _) in &upgrade.headers {
+        let name = option_key(lua, FUNCTION)?;
+        let Some(&name) = CONNECT_KEYS.iter().find(|k| k.as_bytes() == name) else {
+            return Err(unknown_option(FUNCTION, name));
+        };
+        let key = Opt::new(FUNCTION, name);
+        match name {
+            "timeout_ms" => options.timeout = milliseconds(lua, key)?,
+            "headers" => {
+                options.upgrade.headers = read_headers(lua, key)?;
+                for (name, _) in &options.upgrade.headers {
                     crate::ws::check_upgrade_header(name).map_err(|e| bad(key, e))?;
                 }
             }
-            b"protocols" => {
-                upgrade.protocols = read_protocols(lua, Opt::new(FUNCTION, "protocols"))?
+            "protocols" => options.upgrade.protocols = read_protocols(lua, key)?,
+            "ping_interval_ms" => {
+                limits.ping_interval =
+                    crate::ws::ping_interval(number(lua, key)?).map_err(|e| bad(key, e))?
             }
-            _ => return Err(unknown_option(FUNCTION, key)),
+            "pong_timeout_ms" => {
+                limits.pong_timeout =
+                    crate::ws::pong_timeout(number(lua, key)?).map_err(|e| bad(key, e))?
+            }
+            "max_message_bytes" => limits.max_message_bytes = byte_bound(lua, key)?,
+            "max_queued_bytes" => limits.max_queued_bytes = byte_bound(lua, key)?,
+            "max_send_buffer_bytes" => limits.max_send_buffer_bytes = byte_bound(lua, key)?,
+            "proxy" => options.proxy = proxy(lua, key)?,
+            "verify" => options.verify = flag(lua, key)?,
+            "ca_file" => options.ca_file = Some(path(lua, key)?),
+            _ => unreachable!("every key in CONNECT_KEYS is handled"),
         }
         lua.pop(1);
     }
-    Ok((timeout, upgrade))
+    Ok(options)
+}
+
+/// The keys of `ws_connect`'s option table.
+const CONNECT_KEYS: &[&str] = &[
+    "timeout_ms",
+    "headers",
+    "protocols",
+    "ping_interval_ms",
+    "pong_timeout_ms",
+    "max_message_bytes",
+    "max_queued_bytes",
+    "max_send_buffer_bytes",
+    "proxy",
+    "verify",
+    "ca_file",
+];
+
+/// The number on top.
+fn number(lua: &Lua, key: Opt) -> Result<f64, Failure> {
+    match lua.kind(-1) {
+        Kind::Number => Ok(lua.number(-1).unwrap_or_default()),
+        _ => Err(wrong_type(lua, key, "number")),
+    }
+}
+
+/// A byte bound on top, under the core's rule.
+fn byte_bound(lua: &Lua, key: Opt) -> Result<usize, Failure> {
+    let n = number(lua, key)?;
+    // Anything not a whole number in range becomes 0, which the rule refuses.
+    let whole = n.fract() == 0.0 && n >= 1.0 && n < 2f64.powi(63);
+    crate::ws::byte_bound(if whole { n as u64 } else { 0 }).map_err(|e| bad(key, e))
 }
 
 /// `protocols`: an array of subprotocol names, in order of preference.
@@ -241,7 +288,9 @@ fn send_from(
     make: fn(&[u8]) -> Result<Outgoing, String>,
 ) -> Result<c_int, Failure> {
     let sent = match this(lua, callee)? {
-        Some(socket) => make(slot.bytes(lua)).and_then(|message| socket.send(message)),
+        Some(socket) => {
+            make(slot.bytes(lua)).and_then(|message| socket.send(message).map_err(|e| e.message))
+        }
         None => Err(CLOSED.to_owned()),
     };
     push_sent(lua, sent)
@@ -381,10 +430,22 @@ fn ping(lua: &mut Lua) -> Result<c_int, Failure> {
         .map_err(|rule| NAME.bad_argument(2, rule))?
         .to_vec();
     let sent = match this(lua, NAME)? {
-        Some(socket) => socket.ping(&payload),
+        Some(socket) => socket.ping(&payload).map_err(|e| e.message),
         None => Err(CLOSED.to_owned()),
     };
     push_sent(lua, sent)
+}
+
+/// Bytes that `send_*` and `ping` accepted and the socket has not taken
+/// yet, as in the browser API; 0 once closed.
+fn buffered_amount(lua: &mut Lua) -> Result<c_int, Failure> {
+    let bytes = this(lua, &Callee::method("buffered_amount"))?.map_or(0, Socket::buffered_amount);
+    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+    lua.protected(0, 1, |raw| {
+        raw.push_integer(bytes);
+        1
+    })?;
+    Ok(1)
 }
 
 /// The round trip of the last answered ping in ms, or `nil` before any.

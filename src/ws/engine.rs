@@ -1,7 +1,14 @@
 //! The I/O thread: one thread moves frames for every open socket and runs
 //! every non-blocking HTTP request ([`crate::http::transfers`]), waiting on
 //! epoll (mio) for all of them at once, with one timer for what is due
-//! next (closing handshakes, libcurl's timer, request budgets).
+//! next (closing handshakes, keepalive pings and pong deadlines, libcurl's
+//! timer, request budgets). Sockets' deadlines sit in one heap, so a turn
+//! costs what its events cost, not what the number of sockets does.
+//!
+//! Bounds: past its inbox bound a socket is not read (TCP then holds the
+//! peer back) until the script has read half of it (see [`Inbox`]); its
+//! keepalive is suspended meanwhile, since no pong can be seen. Output
+//! past `max_send_buffer_bytes` is refused by tungstenite, whole.
 //!
 //! Lifetime rules:
 //! - The thread starts with the first socket or request and exits once no
@@ -30,7 +37,8 @@
 //! I/O thread, reading the mark without the wire, never misses output left
 //! by a write that hit a full socket while a writable event came.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -44,8 +52,8 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::{Bytes, Error, Message, WebSocket};
 
 use super::{
-    error, CloseInfo, ClosedBy, Inbox, Outgoing, Polled, CLOSE_TIMEOUT, DETACH_LIMIT,
-    MAX_MESSAGE_SIZE,
+    error, CloseInfo, ClosedBy, Inbox, Limits, Outgoing, Polled, SendError, SendErrorKind,
+    CLOSE_TIMEOUT, DETACH_LIMIT, SEND_BUFFER_FULL,
 };
 use crate::http::transfers::{Transfers, SOCKET_TOKEN};
 use crate::http::tunnel::Tunnel;
@@ -107,9 +115,10 @@ const BUSY_RETRY: Duration = Duration::from_millis(1);
 pub(crate) const REQUEST_LINGER: Duration = Duration::from_secs(2);
 
 enum Command {
-    Register(SocketId, Wire, Arc<Inbox>, std::os::fd::RawFd),
+    Register(SocketId, Wire, Arc<Inbox>, std::os::fd::RawFd, Limits),
     Close(SocketId, u16, String),
-    /// A read on the script's thread handed something over.
+    /// A read on the script's thread handed something over, or the script
+    /// read its inbox down from its bound.
     Pump(SocketId),
     Fetch(Box<Job>),
     CancelFetch(FetchId),
@@ -155,6 +164,7 @@ impl crate::lifetime::HeldAcrossFork for EngineHeld {
 pub(super) fn register(
     websocket: WebSocket<Tunnel>,
     inbox: Arc<Inbox>,
+    limits: Limits,
 ) -> Result<(SocketId, Wire), String> {
     crate::lifetime::watch_fork();
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -166,13 +176,13 @@ pub(super) fn register(
         *engine = Some(start().map_err(|e| format!("could not start the I/O thread: {e}"))?);
     }
     let handle = engine.as_ref().expect("started above");
-    submit(handle, Command::Register(id, Arc::clone(&wire), inbox, fd));
+    submit(handle, Command::Register(id, Arc::clone(&wire), inbox, fd, limits));
     Ok((id, wire))
 }
 
 /// Writes a message from the script's thread. Err when the connection is
 /// gone or failed (the I/O thread then reports why on the inbox).
-pub(super) fn send(wire: &Wire, inbox: &Inbox, message: Outgoing) -> Result<(), String> {
+pub(super) fn send(wire: &Wire, inbox: &Inbox, message: Outgoing) -> Result<(), SendError> {
     let message = match message {
         Outgoing::Text(text) => Message::text(text),
         Outgoing::Binary(data) => Message::binary(data),
@@ -182,30 +192,58 @@ pub(super) fn send(wire: &Wire, inbox: &Inbox, message: Outgoing) -> Result<(), 
 
 /// Sends a ping from the script's thread, as [`send`] sends a message; its
 /// pong gives the latency.
-pub(super) fn ping(wire: &Wire, inbox: &Inbox, payload: Vec<u8>) -> Result<(), String> {
+pub(super) fn ping(wire: &Wire, inbox: &Inbox, payload: Vec<u8>) -> Result<(), SendError> {
     write(wire, inbox, Message::Ping(payload.into()))
 }
 
+/// Lets the I/O thread read a socket again whose script read its inbox
+/// down from the bound.
+pub(super) fn resume(id: SocketId) {
+    if let Some(handle) = engine().as_ref() {
+        submit(handle, Command::Pump(id));
+    }
+}
+
+/// The bytes a client frame with `payload` bytes takes on the wire: the
+/// header, its extended length and the mask (RFC 6455 section 5.2).
+fn frame_len(payload: usize) -> usize {
+    let extended = match payload {
+        0..=125 => 0,
+        126..=0xFFFF => 2,
+        _ => 8,
+    };
+    2 + extended + 4 + payload
+}
+
 /// Writes `message` under the wire lock; what the socket cannot take stays
-/// in tungstenite's buffer for the I/O thread.
-fn write(wire: &Wire, inbox: &Inbox, message: Message) -> Result<(), String> {
+/// in tungstenite's buffer for the I/O thread. A message finding
+/// `max_send_buffer_bytes` or more waiting is refused whole (checked
+/// between messages, as the inbox bound: one larger message still goes
+/// when less waits); pings, a few bytes each, always go.
+fn write(wire: &Wire, inbox: &Inbox, message: Message) -> Result<(), SendError> {
     let mut guard = lock(wire);
-    let websocket = guard.websocket.as_mut().ok_or(super::CLOSED)?;
+    let websocket = guard.websocket.as_mut().ok_or_else(|| SendError::closed(super::CLOSED))?;
+    if !message.is_ping() && inbox.buffered_amount() >= inbox.max_send_buffer_bytes() {
+        return Err(SendError { kind: SendErrorKind::Full, message: SEND_BUFFER_FULL.to_owned() });
+    }
     // Marked before the write: the I/O thread reads the mark without the
     // wire, and must never see "nothing waits" while a write may block.
     inbox.set_output_waiting(true);
+    // Before the write: its pong may be read before the write returns.
     if message.is_ping() {
         inbox.ping_sent();
     }
+    // Counted before the write, which lowers it by what the socket takes.
+    inbox.add_unsent(frame_len(message.len()));
     let written = websocket.write(message).and_then(|()| websocket.flush());
     inbox.set_output_waiting(would_block(&written));
     match written {
         Ok(()) => Ok(()),
         Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => Ok(()),
         Err(Error::ConnectionClosed | Error::AlreadyClosed | Error::Protocol(_)) => {
-            Err(super::CLOSED.to_owned())
+            Err(SendError::closed(super::CLOSED))
         }
-        Err(e) => Err(error::describe(&e)),
+        Err(e) => Err(SendError::closed(error::describe(&e))),
     }
 }
 
@@ -339,6 +377,12 @@ struct IoThread {
     transfers: Option<Transfers>,
     /// When the last request ended, while none is in flight.
     requests_idle_since: Option<Instant>,
+    /// Sockets' next deadlines (see [`Connection::scheduled`]); an entry
+    /// that is no longer its socket's is skipped.
+    timers: BinaryHeap<Reverse<(Instant, SocketId)>>,
+    /// Sockets this turn worked on: the ones that may have ended, or have
+    /// a new deadline.
+    touched: Vec<SocketId>,
 }
 
 impl IoThread {
@@ -354,6 +398,8 @@ impl IoThread {
             deferred: HashMap::new(),
             transfers: None,
             requests_idle_since: None,
+            timers: BinaryHeap::new(),
+            touched: Vec::new(),
         }
     }
 
@@ -369,9 +415,9 @@ impl IoThread {
                 let retry = (!self.busy.is_empty() || !self.busy_output.is_empty())
                     .then(|| Instant::now() + BUSY_RETRY);
                 let requests = self.transfers.as_ref().and_then(Transfers::deadline);
-                self.connections
-                    .values()
-                    .filter_map(|c| c.closing_deadline)
+                let sockets = self.timers.peek().map(|&Reverse((deadline, _))| deadline);
+                sockets
+                    .into_iter()
                     .chain(self.deferred.values().map(|&(deadline, _)| deadline))
                     .chain(retry)
                     .chain(requests)
@@ -425,6 +471,7 @@ impl IoThread {
             for id in ready {
                 self.pump(id);
             }
+            self.run_timers();
             self.release_finished();
             self.run_requests(request_events);
             if self.connections.is_empty() && self.transfers.is_none() && self.try_exit() {
@@ -497,7 +544,7 @@ impl IoThread {
 
     fn apply(&mut self, command: Command) {
         match command {
-            Command::Register(id, wire, inbox, fd) => {
+            Command::Register(id, wire, inbox, fd, limits) => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 if let Err(e) =
                     self.poll.registry().register(&mut SourceFd(&fd), Token(id), interest)
@@ -518,6 +565,12 @@ impl IoThread {
                     peer_closed: false,
                     ended: None,
                     polls_seen: 0,
+                    next_ping: limits.ping_interval.map(|interval| Instant::now() + interval),
+                    pong_due: None,
+                    pong_suspended: false,
+                    reading_paused: false,
+                    scheduled: None,
+                    limits,
                 };
                 self.connections.insert(id, connection);
                 // Frames may have arrived with the upgrade answer, already
@@ -529,6 +582,7 @@ impl IoThread {
                     if connection.start_close(code, reason) == Turn::Busy {
                         self.busy.insert(id);
                     }
+                    self.touched.push(id);
                 }
             }
             Command::Pump(id) => self.pump(id),
@@ -563,6 +617,7 @@ impl IoThread {
 
     fn pump(&mut self, id: SocketId) {
         if let Some(connection) = self.connections.get_mut(&id) {
+            self.touched.push(id);
             match connection.pump() {
                 Turn::Done => {}
                 Turn::Unfinished => {
@@ -578,23 +633,57 @@ impl IoThread {
     /// Writes what tungstenite holds for the socket, if anything.
     fn flush_waiting(&mut self, id: SocketId) {
         if let Some(connection) = self.connections.get_mut(&id) {
+            self.touched.push(id);
             if connection.flush_waiting() == Turn::Busy {
                 self.busy_output.insert(id);
             }
         }
     }
 
-    /// Drops connections that ended or whose peer never answered a close.
+    /// Runs the sockets' deadlines that are due: keepalive pings, pong
+    /// deadlines, closing handshakes that took too long.
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(&Reverse((deadline, id))) = self.timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(connection) = self.connections.get_mut(&id) else { continue };
+            if connection.scheduled != Some(deadline) {
+                continue;
+            }
+            connection.scheduled = None;
+            connection.on_time(now);
+            self.touched.push(id);
+        }
+    }
+
+    /// Puts a socket's next deadline in the heap, unless an entry as early
+    /// is there already.
+    fn schedule(&mut self, id: SocketId) {
+        let Some(connection) = self.connections.get_mut(&id) else { return };
+        let Some(due) = connection.next_due() else { return };
+        if connection.scheduled.is_some_and(|scheduled| scheduled <= due) {
+            return;
+        }
+        connection.scheduled = Some(due);
+        self.timers.push(Reverse((due, id)));
+    }
+
+    /// Drops the connections of this turn that ended, or whose peer never
+    /// answered a close; schedules the others' next deadlines.
     fn release_finished(&mut self) {
         let now = Instant::now();
-        let finished: Vec<SocketId> = self
-            .connections
-            .iter()
-            .filter(|(_, c)| c.ended.is_some() || c.closing_deadline.is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in finished {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for id in touched.drain(..) {
             let Some(connection) = self.connections.get(&id) else { continue };
+            if connection.ended.is_none() && connection.closing_deadline.is_none_or(|d| d > now) {
+                self.schedule(id);
+                continue;
+            }
             // Closes the socket (libcurl handle) before telling the script.
             let Some(websocket) = try_lock(&connection.wire).map(|mut wire| wire.websocket.take())
             else {
@@ -611,11 +700,14 @@ impl IoThread {
             let info = connection.close_info();
             connection.inbox.release(connection.ended.flatten(), info);
         }
+        // Nothing above touches a socket: keep the allocation.
+        self.touched = touched;
     }
 
     fn fail_all(&mut self, message: &str) {
-        for connection in self.connections.values_mut() {
+        for (id, connection) in self.connections.iter_mut() {
             connection.ended.get_or_insert(Some(message.to_owned()));
+            self.touched.push(*id);
         }
     }
 
@@ -647,6 +739,8 @@ impl IoThread {
 struct Burst {
     bytes: Vec<u8>,
     messages: Vec<(Piece, bool)>,
+    /// The messages' payload bytes, copied or not.
+    payload: usize,
 }
 
 /// Where a message of a burst is.
@@ -659,6 +753,7 @@ enum Piece {
 
 impl Burst {
     fn push(&mut self, data: Bytes, is_text: bool) {
+        self.payload += data.len();
         if data.len() <= DETACH_LIMIT {
             let start = self.bytes.len();
             self.bytes.extend_from_slice(&data);
@@ -722,6 +817,20 @@ struct Connection {
     ended: Option<Option<String>>,
     /// The script's poll count when the I/O thread last looked.
     polls_seen: u64,
+    /// Bounds and keepalive.
+    limits: Limits,
+    /// When the next keepalive ping goes out.
+    next_ping: Option<Instant>,
+    /// When the connection fails unless a pong arrived, and the pong count
+    /// as the ping went out.
+    pong_due: Option<(Instant, u64)>,
+    /// A pong was awaited as reading paused: the deadline starts again
+    /// when it resumes.
+    pong_suspended: bool,
+    /// Reading is paused at the inbox bound (as this side last saw it).
+    reading_paused: bool,
+    /// The deadline this connection has in the timer heap.
+    scheduled: Option<Instant>,
 }
 
 impl Connection {
@@ -742,10 +851,27 @@ impl Connection {
             return Turn::Done;
         }
         let mut handed_over = state.handed_over.take();
+        // Once closing, the peer's close frame is read whatever waits.
+        let bounded = self.closing_deadline.is_none();
+        let paused = bounded && self.inbox.is_paused();
+        if self.reading_paused && !paused {
+            self.resume_keepalive();
+        }
+        if paused && handed_over.is_none() {
+            self.flush(websocket);
+            return Turn::Done;
+        }
+        let queued = self.inbox.queued_bytes();
+        let bound = self.inbox.max_queued_bytes();
         let mut batch = Burst::default();
         let mut drained = false;
+        let mut full = false;
         self.inbox.clear_readable();
         while batch.len() < READ_BURST {
+            if bounded && handed_over.is_none() && queued + batch.payload >= bound {
+                full = true;
+                break;
+            }
             match handed_over.take().unwrap_or_else(|| websocket.read()) {
                 Ok(Message::Text(text)) => batch.push(text.into(), true),
                 Ok(Message::Binary(data)) => batch.push(data, false),
@@ -785,10 +911,88 @@ impl Connection {
             self.inbox.mark_readable();
         }
         self.flush(websocket);
+        if full && self.inbox.try_pause() {
+            // The script's read down to half the bound resumes it.
+            self.suspend_keepalive();
+            return Turn::Done;
+        }
         if drained {
             Turn::Done
         } else {
             Turn::Unfinished
+        }
+    }
+
+    /// The earliest of this connection's deadlines.
+    fn next_due(&self) -> Option<Instant> {
+        if self.ended.is_some() {
+            return None;
+        }
+        [self.closing_deadline, self.next_ping, self.pong_due.map(|(due, _)| due)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Keepalive, when its time comes: fails the connection whose last
+    /// ping got no pong in time, and sends the next ping.
+    fn on_time(&mut self, now: Instant) {
+        if self.ended.is_some() || self.closing_deadline.is_some() || self.reading_paused {
+            return;
+        }
+        if let Some((due, pongs)) = self.pong_due {
+            if self.inbox.pongs() != pongs {
+                self.pong_due = None;
+            } else if due <= now {
+                let waited = self.limits.pong_timeout.unwrap_or_default().as_millis();
+                self.ended = Some(Some(format!("no pong within {waited} ms")));
+                return;
+            }
+        }
+        if self.next_ping.is_none_or(|at| at > now) {
+            return;
+        }
+        let wire = Arc::clone(&self.wire);
+        let Some(mut guard) = try_lock(&wire) else {
+            // A script is writing: the ping goes right after.
+            self.next_ping = Some(now + BUSY_RETRY);
+            return;
+        };
+        let Some(websocket) = guard.websocket.as_mut() else { return };
+        self.next_ping = self.limits.ping_interval.map(|interval| now + interval);
+        let pongs = self.inbox.pongs();
+        self.inbox.set_output_waiting(true);
+        self.inbox.ping_sent();
+        match websocket.write(Message::Ping(Bytes::new())) {
+            Ok(()) => {}
+            Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => {
+                self.end(websocket, e);
+                return;
+            }
+        }
+        // The first unanswered ping sets the deadline.
+        if self.pong_due.is_none() {
+            self.pong_due = self.limits.pong_timeout.map(|timeout| (now + timeout, pongs));
+        }
+        self.flush(websocket);
+    }
+
+    /// Reading paused: no pong can be seen, so none is waited for.
+    fn suspend_keepalive(&mut self) {
+        self.reading_paused = true;
+        self.pong_suspended |= self.pong_due.take().is_some();
+        self.next_ping = None;
+    }
+
+    /// Reading resumed: the keepalive starts again from now.
+    fn resume_keepalive(&mut self) {
+        let now = Instant::now();
+        self.reading_paused = false;
+        self.next_ping = self.limits.ping_interval.map(|interval| now + interval);
+        if std::mem::take(&mut self.pong_suspended) {
+            self.pong_due =
+                self.limits.pong_timeout.map(|timeout| (now + timeout, self.inbox.pongs()));
         }
     }
 
@@ -912,10 +1116,7 @@ impl Connection {
             Error::Capacity(_) => {
                 // Tell the peer why before hanging up (RFC 6455: 1009).
                 self.fail_with_frame(websocket, 1009, "message too big");
-                Some(format!(
-                    "an incoming message exceeded the {} MiB limit: connection closed (1009)",
-                    MAX_MESSAGE_SIZE >> 20
-                ))
+                Some(super::options::too_big(self.limits.max_message_bytes))
             }
             // A peer that sends its close and hangs up before reading ours.
             Error::Protocol(_) if self.closing_deadline.is_some() => None,

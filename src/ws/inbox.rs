@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tungstenite::Bytes;
@@ -65,11 +65,31 @@ pub enum Polled {
 /// Two queues keep the threads off each other's lock: the I/O thread
 /// appends to `shared.arrived`; the reader takes from `taken`, and only when
 /// `taken` runs dry swaps in everything that arrived, in one step.
+///
+/// The inbox bound: past `max_queued_bytes` of unread messages the I/O
+/// thread sets `paused` and stops reading the socket; the reader that brings
+/// them down to half the bound clears it and has reading resumed. Both
+/// sides write one of (`queued_bytes`, `paused`) and then read the other,
+/// all `SeqCst`, so at least one of them sees the other's change: reading
+/// never stays paused under an emptied inbox.
 #[derive(Default)]
 pub struct Inbox {
     phase: AtomicU8,
     /// Messages in both queues; read without a lock by `poll`.
     queued: AtomicUsize,
+    /// Their payload bytes.
+    queued_bytes: AtomicUsize,
+    /// The inbox bound.
+    max_queued_bytes: usize,
+    /// The output bound.
+    max_send_buffer_bytes: usize,
+    /// The I/O thread stopped reading: the inbox reached its bound.
+    paused: AtomicBool,
+    /// Pongs received, for the keepalive.
+    pongs: AtomicU64,
+    /// Bytes `send` handed to tungstenite that the socket has not taken
+    /// yet (lowered by the tunnel as it writes).
+    unsent: Arc<AtomicUsize>,
     /// Input may be waiting unread (in the socket or tungstenite's buffer).
     readable: AtomicBool,
     /// How often the script polled; the I/O thread leaves input to a script
@@ -111,6 +131,77 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inbox {
+    /// An empty inbox for a socket with `limits`.
+    pub fn new(limits: &super::Limits) -> Inbox {
+        Inbox {
+            max_queued_bytes: limits.max_queued_bytes,
+            max_send_buffer_bytes: limits.max_send_buffer_bytes,
+            ..Inbox::default()
+        }
+    }
+
+    /// What the tunnel lowers as it writes (see [`Inbox::buffered_amount`]).
+    pub(super) fn unsent_counter(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.unsent)
+    }
+
+    /// A message of `bytes` (framing included) goes to tungstenite.
+    pub(super) fn add_unsent(&self, bytes: usize) {
+        let unsent = self.unsent.load(Ordering::Relaxed);
+        self.unsent.store(unsent.saturating_add(bytes), Ordering::Release);
+    }
+
+    /// The output bound: past it `send` refuses a message.
+    pub(super) fn max_send_buffer_bytes(&self) -> usize {
+        self.max_send_buffer_bytes
+    }
+
+    /// Bytes of sent messages (and pings) the socket has not taken yet.
+    /// Control frames tungstenite writes on its own (pongs, the close)
+    /// lower it too, so behind a backlog it may read a little low; once
+    /// everything is written it is 0.
+    pub fn buffered_amount(&self) -> usize {
+        self.unsent.load(Ordering::Acquire)
+    }
+
+    /// Payload bytes of the unread messages.
+    pub(super) fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn max_queued_bytes(&self) -> usize {
+        self.max_queued_bytes
+    }
+
+    /// I/O thread, with the inbox at its bound: pauses reading, unless the
+    /// reader brought the inbox under the bound meanwhile. True: paused.
+    pub(super) fn try_pause(&self) -> bool {
+        self.paused.store(true, Ordering::SeqCst);
+        if self.queued_bytes.load(Ordering::SeqCst) < self.max_queued_bytes {
+            self.paused.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    pub(super) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    /// Reader, after taking a message: true when reading was paused and
+    /// the inbox is now down to half its bound, once (the caller then has
+    /// the I/O thread read again).
+    pub(super) fn resume_due(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+            && self.queued_bytes.load(Ordering::SeqCst) <= self.max_queued_bytes / 2
+            && self.paused.swap(false, Ordering::SeqCst)
+    }
+
+    /// Pongs received so far.
+    pub(super) fn pongs(&self) -> u64 {
+        self.pongs.load(Ordering::Acquire)
+    }
+
     /// True until the script closes the socket or the connection ends.
     pub fn is_open(&self) -> bool {
         self.phase.load(Ordering::Acquire) == OPEN
@@ -128,6 +219,7 @@ impl Inbox {
         match taken.pop_front() {
             Some((data, is_text)) => {
                 self.queued.fetch_sub(1, Ordering::AcqRel);
+                self.queued_bytes.fetch_sub(data.len(), Ordering::SeqCst);
                 if let Some((next, _)) = taken.front() {
                     prefetch(next);
                 }
@@ -145,6 +237,7 @@ impl Inbox {
 
     /// A pong arrived: the answer to the waiting ping, if there is one.
     pub(super) fn pong_received(&self) {
+        self.pongs.fetch_add(1, Ordering::AcqRel);
         let sent = self.ping_sent.swap(0, Ordering::AcqRel);
         if sent != 0 {
             let round_trip = since_start().saturating_sub(sent);
@@ -290,8 +383,10 @@ impl Inbox {
     /// I/O thread: queues complete messages.
     pub(super) fn deliver(&self, batch: Vec<(Bytes, bool)>) {
         let count = batch.len();
+        let bytes = batch.iter().map(|(data, _)| data.len()).sum();
         let mut shared = lock(&self.shared);
         shared.arrived.extend(batch);
+        self.queued_bytes.fetch_add(bytes, Ordering::SeqCst);
         self.queued.fetch_add(count, Ordering::AcqRel);
         let waiting = shared.waiters > 0;
         drop(shared);

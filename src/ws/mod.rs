@@ -11,6 +11,7 @@ pub(crate) mod engine;
 mod error;
 mod handshake;
 mod inbox;
+mod options;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +20,11 @@ pub use connect::OpenError as ConnectError;
 pub(crate) use engine::hold_for_fork;
 pub use handshake::{check_upgrade_header, Refusal, Upgrade};
 pub use inbox::{Inbox, Polled};
-
-/// Largest incoming message accepted; a larger one fails the connection
-/// with close code 1009 (message too big).
-pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
+pub use options::{
+    byte_bound, ping_interval, pong_timeout, ConnectOptions, Limits, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_SEND_BUFFER_BYTES, DEFAULT_PING_INTERVAL,
+    DEFAULT_PONG_TIMEOUT, MAX_BOUND,
+};
 /// Messages up to this size are copied out of tungstenite's read buffer
 /// wherever they may be kept: a kept view would keep the whole buffer.
 pub const DETACH_LIMIT: usize = 64 << 10;
@@ -30,6 +32,9 @@ pub const DETACH_LIMIT: usize = 64 << 10;
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// What sending on a closed socket says, whoever asks.
 pub const CLOSED: &str = "the WebSocket is closed";
+/// What sending says when the output waiting for the socket is at
+/// `max_send_buffer_bytes`: nothing of the message was sent.
+pub const SEND_BUFFER_FULL: &str = "send buffer full";
 /// Why a socket inherited through `fork()` reads as closed.
 pub const INHERITED: &str =
     "the WebSocket was opened before fork(): it belongs to the parent process";
@@ -67,6 +72,32 @@ pub fn sendable_ping_payload(payload: &[u8]) -> Result<&[u8], &'static str> {
     match payload.len() <= MAX_PING_PAYLOAD {
         true => Ok(payload),
         false => Err("ping payload must be at most 125 bytes"),
+    }
+}
+
+/// Why a message (or ping) was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendErrorKind {
+    /// The socket is closed, closing or failed.
+    Closed,
+    /// The output waiting for the socket is at `max_send_buffer_bytes`:
+    /// nothing of the message was sent, and the socket stays open.
+    Full,
+}
+
+/// A refused send: its kind and what to tell the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    /// Closed or full.
+    pub kind: SendErrorKind,
+    /// [`CLOSED`], [`SEND_BUFFER_FULL`], or why the connection failed.
+    pub message: String,
+}
+
+impl SendError {
+    /// The socket is closed, for `message`'s reason.
+    pub fn closed(message: impl Into<String>) -> SendError {
+        SendError { kind: SendErrorKind::Closed, message: message.into() }
     }
 }
 
@@ -132,20 +163,18 @@ impl Socket {
     /// Connects to a `ws://` or `wss://` URL; `budget` bounds resolve,
     /// connect, TLS and the upgrade together.
     pub fn connect(url: &str, budget: Option<Duration>) -> Result<Socket, String> {
-        Socket::connect_with(url, budget, &Upgrade::default()).map_err(|e| e.message)
+        let options = ConnectOptions { timeout: budget, ..ConnectOptions::default() };
+        Socket::connect_with(url, &options).map_err(|e| e.message)
     }
 
-    /// As [`Socket::connect`], with extra upgrade headers and subprotocols;
-    /// a refused upgrade comes with the server's answer.
-    pub fn connect_with(
-        url: &str,
-        budget: Option<Duration>,
-        upgrade: &Upgrade,
-    ) -> Result<Socket, ConnectError> {
-        let (websocket, protocol) = connect::open(url, budget, upgrade)?;
-        let inbox = Arc::new(Inbox::default());
+    /// As [`Socket::connect`], with every option; a refused upgrade comes
+    /// with the server's answer.
+    pub fn connect_with(url: &str, options: &ConnectOptions) -> Result<Socket, ConnectError> {
+        let (mut websocket, protocol) = connect::open(url, options)?;
+        let inbox = Arc::new(Inbox::new(&options.limits));
+        websocket.get_mut().count_unsent(inbox.unsent_counter());
         let generation = crate::lifetime::generation();
-        let (id, wire) = engine::register(websocket, Arc::clone(&inbox))?;
+        let (id, wire) = engine::register(websocket, Arc::clone(&inbox), options.limits)?;
         Ok(Socket { id, wire, inbox, generation, protocol })
     }
 
@@ -161,12 +190,12 @@ impl Socket {
 
     /// Writes a message (what the socket cannot take at once is sent by the
     /// I/O thread, in order). Fails when the socket is closed or closing.
-    pub fn send(&self, message: Outgoing) -> Result<(), String> {
+    pub fn send(&self, message: Outgoing) -> Result<(), SendError> {
         if self.inherited() {
-            return Err(INHERITED.to_owned());
+            return Err(SendError::closed(INHERITED));
         }
         if !self.inbox.is_open() {
-            return Err(CLOSED.to_owned());
+            return Err(SendError::closed(CLOSED));
         }
         engine::send(&self.wire, &self.inbox, message)
     }
@@ -177,12 +206,25 @@ impl Socket {
             return Polled::Closed;
         }
         self.inbox.note_poll();
-        match self.inbox.poll() {
+        let polled = match self.inbox.poll() {
             Polled::Empty if self.inbox.readable() => {
                 engine::read_inline(self.id, &self.wire, &self.inbox)
             }
             found => found,
+        };
+        if matches!(polled, Polled::Message(..)) && self.inbox.resume_due() {
+            engine::resume(self.id);
         }
+        polled
+    }
+
+    /// Bytes that `send` and `ping` accepted and the socket has not taken
+    /// yet, framing included (see [`Inbox::buffered_amount`]).
+    pub fn buffered_amount(&self) -> usize {
+        if self.inherited() {
+            return 0;
+        }
+        self.inbox.buffered_amount()
     }
 
     /// The next message, waiting up to `timeout` (forever when `None`).
@@ -195,12 +237,12 @@ impl Socket {
 
     /// Sends a ping with `payload` (checked by [`sendable_ping_payload`]);
     /// its pong sets [`Socket::latency`]. Fails when the socket is closed.
-    pub fn ping(&self, payload: &[u8]) -> Result<(), String> {
+    pub fn ping(&self, payload: &[u8]) -> Result<(), SendError> {
         if self.inherited() {
-            return Err(INHERITED.to_owned());
+            return Err(SendError::closed(INHERITED));
         }
         if !self.inbox.is_open() {
-            return Err(CLOSED.to_owned());
+            return Err(SendError::closed(CLOSED));
         }
         engine::ping(&self.wire, &self.inbox, payload.to_vec())
     }
