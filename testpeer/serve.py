@@ -567,6 +567,10 @@ WS_CLOSES: list = []
 # The code of the client's answer to each close from /close-when-full
 # (1006: none came), oldest first.
 CLOSE_REPLIES: list = []
+# /flood?tag=: messages whose send completed.
+FLOOD_SENT: dict = {}
+# /sink?tag=: [messages, bytes] read, and the event that lets it read.
+SINKS: dict = {}
 
 
 async def drain(ws) -> None:
@@ -629,6 +633,15 @@ def split_parts(size: int, parts: int) -> list[int]:
 
 def binary_numbered(i: int, size: int) -> bytes:
     return pattern(i, size)  # byte k = (i + k) % 256
+
+
+def flood_message(i: int, size: int) -> bytes:
+    """Message i of /flood: its number in 8 ASCII digits, then i % 256."""
+    return b"%08d" % i + bytes([i % 256]) * (size - 8)
+
+
+def tag_of(query: dict) -> str:
+    return (query.get("tag") or [""])[0]
 
 
 def big_pattern(size: int) -> bytes:
@@ -715,6 +728,46 @@ async def ws_route(ws) -> None:
         code, reason = WS_CLOSES[-1] if WS_CLOSES else ("none", "")
         await ws.send(f"code={code} reason={reason}")
         await ws.close()
+    elif path == "/flood":
+        # Each send waits for the transport to drain below its high-water
+        # mark: TCP back-pressure holds this server back.
+        tag, count, size = tag_of(query), qint(query, "count", 1), max(qint(query, "size", 8), 8)
+        FLOOD_SENT[tag] = 0
+        for i in range(1, count + 1):
+            await ws.send(flood_message(i, size))
+            FLOOD_SENT[tag] = i
+        await ws.send("flood done")
+        await ws_echo(ws)
+    elif path == "/flood-state":
+        await ws.send(f"sent={FLOOD_SENT.get(tag_of(query), 0)}")
+        await ws.close()
+    elif path == "/stall":
+        # A peer that stops answering: nothing is read any more, so pings
+        # get no pong, and the connection stays open.
+        await ws.send("stalling")
+        await asyncio.sleep(qint(query, "ms", 0) / 1000)
+        ws.transport.pause_reading()
+        await asyncio.sleep(60)
+        ws.transport.abort()
+    elif path == "/sink":
+        # Reads nothing until /sink-release?tag= says so, then everything.
+        sink = SINKS[tag_of(query)] = {"messages": 0, "bytes": 0, "release": asyncio.Event()}
+        ws.transport.pause_reading()
+        await sink["release"].wait()
+        ws.transport.resume_reading()
+        async for message in ws:
+            sink["messages"] += 1
+            sink["bytes"] += len(message)
+    elif path == "/sink-release":
+        sink = SINKS.get(tag_of(query))
+        if sink is not None:
+            sink["release"].set()
+        await ws.send("released")
+        await ws.close()
+    elif path == "/sink-state":
+        sink = SINKS.get(tag_of(query), {"messages": 0, "bytes": 0})
+        await ws.send(f"messages={sink['messages']} bytes={sink['bytes']}")
+        await ws.close()
     elif path == "/stats":
         others = len(WS_OPEN - {ws})
         last = str(WS_CLOSES[-1][0]) if WS_CLOSES else "none"
@@ -736,6 +789,7 @@ async def ws_handler(ws) -> None:
 WS_PATHS = {
     "/echo", "/send", "/fragmented", "/ping", "/big", "/silent",
     "/request", "/closeinfo", "/stats", "/last-close", "/protocol", "/upgrade-headers", "/slow", "/close-when-full", "/last-reply",
+    "/flood", "/flood-state", "/stall", "/sink", "/sink-release", "/sink-state",
 }
 
 
