@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "peer.h"
@@ -305,6 +306,149 @@ static void test_ws_options(void) {
     luanet_ws_options_free(NULL);
 }
 
+/* The first message of a one-shot peer endpoint (/flood-state, ...). */
+static const char *ask(const char *base_env, const char *path) {
+    luanet_ws *ws = NULL;
+    if (luanet_ws_connect(url(base_env, path), 5000, &ws) != LUANET_OK) return "";
+    const char *text = first_text(ws);
+    luanet_ws_free(ws);
+    return text;
+}
+
+/* Receives until LUANET_CLOSED (at most 5 s); the result of the last recv. */
+static luanet_result until_closed(luanet_ws *ws) {
+    luanet_result result = LUANET_TIMEOUT;
+    for (int i = 0; i < 50 && result != LUANET_CLOSED; i++) {
+        luanet_message *m = NULL;
+        result = luanet_ws_recv(ws, 100, &m);
+        if (result == LUANET_OK) luanet_message_free(m);
+    }
+    return result;
+}
+
+static void test_ws_bounds_and_keepalive(void) {
+    char path[256];
+    int run = (int)getpid();
+    luanet_ws_options *o = NULL;
+    CHECK(luanet_ws_options_new(&o) == LUANET_OK, "options");
+    CHECK(luanet_ws_options_set_limit(o, 99, 1) == LUANET_ERR_ARGUMENT && error_is("limit 99 is not a luanet_ws_limit"),
+          "an unknown limit refused");
+    CHECK(luanet_ws_options_set_limit(o, LUANET_WS_MAX_QUEUED_BYTES, 0) == LUANET_ERR_ARGUMENT &&
+              error_is("bytes must be a whole number from 1 to 2^63-1"),
+          "a bound of 0 refused");
+    CHECK(luanet_ws_options_set_proxy(o, "ftp://h/") == LUANET_ERR_ARGUMENT, "a proxy scheme libcurl lacks refused");
+
+    /* Dead peer: a ping every 200 ms, 300 ms for its pong. */
+    CHECK(luanet_ws_options_set_keepalive(o, 200, 300) == LUANET_OK, "keepalive");
+    luanet_ws *ws = NULL;
+    CHECK(luanet_ws_connect_with(url("LUANET_WS", "/stall"), o, &ws, NULL) == LUANET_OK, "connect to /stall");
+    CHECK(ws && strcmp(first_text(ws), "stalling") == 0, "the stall notice");
+    CHECK(until_closed(ws) == LUANET_CLOSED && error_is("no pong within 300 ms"), "no pong: closed, and why");
+    uint16_t code = 0;
+    const char *reason = NULL;
+    size_t reason_len = 9;
+    luanet_closed_by by = LUANET_CLOSED_BY_PEER;
+    CHECK(luanet_ws_close_info(ws, &code, &reason, &reason_len, &by) == LUANET_OK && code == 1006 &&
+              reason_len == 0 && by == LUANET_CLOSED_BY_ERROR,
+          "close_info: 1006, by error");
+    luanet_ws_free(ws);
+    CHECK(luanet_ws_options_set_keepalive(o, 0, 0) == LUANET_OK, "keepalive off");
+
+    /* Outgoing bound: 1 MiB, against a server that reads nothing. */
+    CHECK(luanet_ws_options_set_limit(o, LUANET_WS_MAX_SEND_BUFFER_BYTES, 1 << 20) == LUANET_OK, "send bound");
+    snprintf(path, sizeof path, "/sink?tag=c-%d", run);
+    ws = NULL;
+    CHECK(luanet_ws_connect_with(url("LUANET_WS", path), o, &ws, NULL) == LUANET_OK, "connect to /sink");
+    static uint8_t piece[64 << 10];
+    memset(piece, 's', sizeof piece);
+    int accepted = 0;
+    luanet_result sent = LUANET_OK;
+    while (accepted < 2000 && (sent = luanet_ws_send_binary(ws, piece, sizeof piece)) == LUANET_OK) accepted++;
+    CHECK(sent == LUANET_FULL && error_is("send buffer full"), "LUANET_FULL past the bound");
+    CHECK(luanet_ws_buffered_amount(ws) >= (1 << 20), "buffered_amount at the bound");
+    CHECK(luanet_ws_is_open(ws), "still open");
+    snprintf(path, sizeof path, "/sink-release?tag=c-%d", run);
+    CHECK(strcmp(ask("LUANET_WS", path), "released") == 0, "the server reads again");
+    for (int i = 0; i < 500 && luanet_ws_buffered_amount(ws) > 0; i++) {
+        luanet_message *m = NULL;
+        luanet_ws_recv(ws, 20, &m);
+    }
+    CHECK(luanet_ws_buffered_amount(ws) == 0, "drained to 0");
+    char expected[64];
+    snprintf(expected, sizeof expected, "messages=%d bytes=%d", accepted, accepted * (int)sizeof piece);
+    snprintf(path, sizeof path, "/sink-state?tag=c-%d", run);
+    int same = 0;
+    for (int i = 0; i < 100 && !same; i++) {
+        same = strcmp(ask("LUANET_WS", path), expected) == 0;
+        if (!same) nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    }
+    CHECK(same, "the server got exactly what was accepted");
+    CHECK(luanet_ws_send_binary(ws, piece, 1) == LUANET_OK, "sending works again");
+    luanet_ws_free(ws);
+    CHECK(luanet_ws_buffered_amount(NULL) == 0, "buffered_amount of NULL");
+
+    /* Inbox bound: 1 MiB, a 16 MiB flood, read after a pause. */
+    CHECK(luanet_ws_options_set_limit(o, LUANET_WS_MAX_QUEUED_BYTES, 1 << 20) == LUANET_OK, "inbox bound");
+    snprintf(path, sizeof path, "/flood?count=256&size=65536&tag=c-%d", run);
+    ws = NULL;
+    CHECK(luanet_ws_connect_with(url("LUANET_WS", path), o, &ws, NULL) == LUANET_OK, "connect to /flood");
+    nanosleep(&(struct timespec){1, 0}, NULL);
+    snprintf(path, sizeof path, "/flood-state?tag=c-%d", run);
+    int held = atoi(ask("LUANET_WS", path) + strlen("sent="));
+    CHECK(held > 0 && held < 256, "the server is held back");
+    int in_order = 1;
+    for (int i = 1; i <= 256 && in_order; i++) {
+        luanet_message *m = NULL;
+        in_order = luanet_ws_recv(ws, 5000, &m) == LUANET_OK;
+        size_t len = 0;
+        const uint8_t *data = in_order ? luanet_message_data(m, &len) : NULL;
+        char number[9];
+        snprintf(number, sizeof number, "%08d", i);
+        in_order = in_order && len == 65536 && memcmp(data, number, 8) == 0 && data[len - 1] == (uint8_t)(i % 256);
+        luanet_message_free(m);
+    }
+    CHECK(in_order, "then every message, in order");
+    CHECK(strcmp(first_text(ws), "flood done") == 0, "and the end");
+    luanet_ws_free(ws);
+
+    /* max_message_bytes */
+    CHECK(luanet_ws_options_set_limit(o, LUANET_WS_MAX_MESSAGE_BYTES, 1000) == LUANET_OK, "message bound");
+    ws = NULL;
+    CHECK(luanet_ws_connect_with(url("LUANET_WS", "/send?type=binary&size=2000"), o, &ws, NULL) == LUANET_OK,
+          "connect for a message too big");
+    CHECK(until_closed(ws) == LUANET_CLOSED &&
+              error_is("an incoming message exceeded the 1000-byte limit: connection closed (1009)"),
+          "1009, and why");
+    luanet_ws_free(ws);
+    luanet_ws_options_free(o);
+
+    /* Trust and proxy. */
+    o = NULL;
+    CHECK(luanet_ws_options_new(&o) == LUANET_OK, "options");
+    CHECK(luanet_ws_options_set_tls(o, false, NULL) == LUANET_OK, "verify off");
+    ws = NULL;
+    CHECK(luanet_ws_connect_with(url("LUANET_WSS_WRONG_CA", "/echo"), o, &ws, NULL) == LUANET_OK &&
+              luanet_ws_send_text(ws, "x", 1) == LUANET_OK && expect_message(ws, "x", 1, true),
+          "an untrusted server with verify off");
+    luanet_ws_free(ws);
+    CHECK(luanet_ws_options_set_tls(o, true, getenv("LUANET_OTHER_CA_FILE")) == LUANET_OK, "a CA file");
+    ws = NULL;
+    CHECK(luanet_ws_connect_with(url("LUANET_WSS_WRONG_CA", "/echo"), o, &ws, NULL) == LUANET_OK,
+          "that server's CA as ca_file");
+    luanet_ws_free(ws);
+    ws = NULL;
+    CHECK(luanet_ws_connect_with(url("LUANET_WSS", "/echo"), o, &ws, NULL) == LUANET_ERR_NETWORK,
+          "ca_file replaces the trust store");
+    CHECK(luanet_ws_options_set_tls(o, true, NULL) == LUANET_OK, "the trust store again");
+    CHECK(luanet_ws_options_set_proxy(o, getenv("LUANET_PROXY")) == LUANET_OK, "a proxy");
+    ws = NULL;
+    CHECK(luanet_ws_connect_with(url("LUANET_WSS", "/echo"), o, &ws, NULL) == LUANET_OK &&
+              luanet_ws_send_text(ws, "via", 3) == LUANET_OK && expect_message(ws, "via", 3, true),
+          "wss through the proxy");
+    luanet_ws_free(ws);
+    luanet_ws_options_free(o);
+}
+
 int main(void) {
     if (!getenv("LUANET_HTTP") || !getenv("LUANET_WS")) {
         fprintf(stderr, "run under testpeer/serve.py\n");
@@ -318,5 +462,6 @@ int main(void) {
     test_ws_server_close();
     test_ws_failures();
     test_ws_options();
+    test_ws_bounds_and_keepalive();
     return finish();
 }

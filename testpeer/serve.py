@@ -167,6 +167,28 @@ is sent back with its type (text stays text, binary stays binary).
                             excluded; C: the close code of the latest
                             client-initiated close on any path (recorded when
                             the client's close frame arrives), or "none".
+    /flood?count=N&size=S&tag=T
+                            sends N binary messages of S bytes (at least 8):
+                            message i is i in 8 ASCII digits, then the byte
+                            i % 256; each send waits for the transport to
+                            drain, so TCP holds it back. Then the text "flood
+                            done", then echoes
+    /flood-state?tag=T      sends "sent=<n>": /flood T's messages sent so
+                            far; then closes
+    /stall?ms=N             sends "stalling", and N ms later (default 0)
+                            stops reading: pings get no pong; aborts after
+                            60 s
+    /sink?tag=T             reads nothing until /sink-release?tag=T, then
+                            reads everything, counting messages and bytes
+    /sink-release?tag=T     lets sink T read; sends "released", closes
+    /sink-state?tag=T       sends "messages=<n> bytes=<b>" of sink T; closes
+    /join?tag=T             silent until closed; hears /broadcast?tag=T
+    /broadcast?tag=T&text=X sends the text X to every /join T connection,
+                            then "sent=<n>" (how many), then closes
+
+The same paths, but /fragmented, /ping, /big, /silent, /slow, /request,
+/closeinfo, /close-when-full, /last-reply, /stats, /join and /broadcast, are
+served by npm `ws` too (testpeer/ws_peer.js: LUANET_NODE_WS, LUANET_NODE_WSS).
 
 The soft limit on open files (RLIMIT_NOFILE) is raised to min(hard, 65536)
 at start; CMD inherits it.
@@ -194,7 +216,7 @@ from urllib.parse import parse_qs, urlsplit
 import trustme
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast as ws_broadcast
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 
@@ -571,6 +593,8 @@ CLOSE_REPLIES: list = []
 FLOOD_SENT: dict = {}
 # /sink?tag=: [messages, bytes] read, and the event that lets it read.
 SINKS: dict = {}
+# /join?tag=: the connections waiting for a /broadcast?tag=.
+AUDIENCES: dict = {}
 
 
 async def drain(ws) -> None:
@@ -768,6 +792,19 @@ async def ws_route(ws) -> None:
         sink = SINKS.get(tag_of(query), {"messages": 0, "bytes": 0})
         await ws.send(f"messages={sink['messages']} bytes={sink['bytes']}")
         await ws.close()
+    elif path == "/join":
+        # Waits, silent, for a /broadcast to the same tag.
+        audience = AUDIENCES.setdefault(tag_of(query), set())
+        audience.add(ws)
+        try:
+            await drain(ws)
+        finally:
+            audience.discard(ws)
+    elif path == "/broadcast":
+        audience = AUDIENCES.get(tag_of(query), set())
+        ws_broadcast(audience, (query.get("text") or [""])[0])
+        await ws.send(f"sent={len(audience)}")
+        await ws.close()
     elif path == "/stats":
         others = len(WS_OPEN - {ws})
         last = str(WS_CLOSES[-1][0]) if WS_CLOSES else "none"
@@ -789,7 +826,7 @@ async def ws_handler(ws) -> None:
 WS_PATHS = {
     "/echo", "/send", "/fragmented", "/ping", "/big", "/silent",
     "/request", "/closeinfo", "/stats", "/last-close", "/protocol", "/upgrade-headers", "/slow", "/close-when-full", "/last-reply",
-    "/flood", "/flood-state", "/stall", "/sink", "/sink-release", "/sink-state",
+    "/flood", "/flood-state", "/stall", "/sink", "/sink-release", "/sink-state", "/join", "/broadcast",
 }
 
 
