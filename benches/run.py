@@ -20,7 +20,7 @@ Writes DIR/benchmarks.md and DIR/benchmarks.svg (docs/ by default).
 --cases a,b runs only those cases, and then writes to build/bench-cases
 unless --out says otherwise, so that docs/ keeps the full report. The
 cases: get, request_get, download, download_output, post, ws_echo,
-ws_stream, poll_empty, idle, fetch_get, fetch_h2, fetch_poll, fetch_frame,
+ws_stream, ws_fanout, poll_empty, idle, fetch_get, fetch_h2, fetch_poll, fetch_frame,
 fetch_many. nginx always starts; the WebSocket echo server only for the
 ws_* cases, poll_empty and idle.
 
@@ -477,6 +477,34 @@ def case_ws_stream(servers, scale, runs):
     return Result("WebSocket one-way stream, 1 KiB messages", "messages/s", series, comparisons, notes)
 
 
+# Sockets the ws_fanout case reads at once.
+FANOUT_SOCKETS = 1000
+
+
+def case_ws_fanout(servers, scale, runs):
+    sockets = scale(FANOUT_SOCKETS, 10)
+
+    def args(client, n):
+        url = f"{servers.ws}/stream?count={n}&size=64&type=binary"
+        return ["ws_fanout" if client is not TUNGSTENITE else "fanout", url, n, 64, sockets]
+
+    clients = [LUANET_54, TUNGSTENITE]
+    series = measure_rates(clients, args, scale(1000, 10), runs)
+    for s in series:
+        # measure_rates counts messages per socket.
+        s.values = [v * sockets for v in s.values]
+    by = {s.client: s for s in series}
+    comparisons = [ratio_line(by[LUANET_54], by[TUNGSTENITE], 0.8)]
+    notes = [
+        f"{sockets:,} sockets, each sent {scale(1000, 10):,} binary messages of 64 B by the server. "
+        "luanet polls every socket each frame until it has nothing more; the raw client is "
+        "tokio-tungstenite on one thread, a task per socket, as luanet moves every socket's frames "
+        "on one I/O thread.",
+    ]
+    return Result(f"WebSocket fan-in, {sockets:,} sockets × 64-byte messages", "messages/s", series,
+                  comparisons, notes)
+
+
 def case_poll_empty(servers, scale, runs):
     url = servers.ws + "/idle"
     count = scale(10_000_000, 1000)
@@ -739,7 +767,7 @@ def machine_description():
 
 
 # Cases that need the WebSocket echo server.
-WS_CASES = {"ws_echo", "ws_stream", "poll_empty", "idle"}
+WS_CASES = {"ws_echo", "ws_stream", "ws_fanout", "poll_empty", "idle"}
 
 
 def main():
@@ -761,6 +789,7 @@ def main():
         ("post", lambda s: case_post(s, scale, runs)),
         ("ws_echo", lambda s: case_ws_echo(s, scale, runs)),
         ("ws_stream", lambda s: case_ws_stream(s, scale, runs)),
+        ("ws_fanout", lambda s: case_ws_fanout(s, scale, runs)),
         ("poll_empty", lambda s: case_poll_empty(s, scale, runs)),
         ("idle", lambda s: case_idle(s, scale, runs)),
         ("fetch_get", lambda s: case_fetch_get(s, scale, runs)),

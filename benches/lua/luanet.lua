@@ -16,6 +16,10 @@
 --   ws_stream URL COUNT SIZE   URL already asks the server for COUNT binary
 --                              messages of SIZE bytes; read them with ws:poll()
 --                              in a tight loop, as a frame loop would
+--   ws_fanout URL COUNT SIZE SOCKETS
+--                              SOCKETS sockets to URL, which asks for COUNT binary
+--                              messages of SIZE bytes each; one frame loop polls
+--                              them all until every message has come
 --   poll_empty URL COUNT       COUNT x ws:poll() on a socket nothing arrives on
 --   idle URL COUNT             open COUNT sockets and keep them; report threads
 --                              and RSS before/after
@@ -183,6 +187,53 @@ function cases.ws_stream()
   end
   ws:close()
   return "ops=" .. int(count) .. " bytes=" .. int(bytes)
+end
+
+-- SOCKETS sockets to URL (which asks for COUNT binary messages of SIZE
+-- bytes each), read as a frame loop reads: every frame, each socket is
+-- polled until it has nothing more.
+function cases.ws_fanout()
+  local size = num(arg[4], "SIZE")
+  local sockets = num(arg[5], "SOCKETS")
+  local list, got = {}, {}
+  for i = 1, sockets do
+    list[i] = connect(url)
+    got[i] = 0
+  end
+  local poll = list[1].poll -- the method, looked up once, as a hot loop would
+  local left, started = sockets * count, os.time()
+  while left > 0 do
+    local before, waiting = left, nil
+    for i = 1, sockets do
+      local n = got[i]
+      if n < count then
+        local ws = list[i]
+        local msg, is_text = poll(ws)
+        while msg ~= nil do
+          if #msg ~= size or is_text ~= false then fail("ws_fanout socket " .. i .. ": bad message") end
+          n = n + 1
+          msg, is_text = poll(ws)
+        end
+        if is_text == false then fail("ws_fanout socket " .. i .. " closed: " .. tostring(ws:error())) end
+        left = left - (n - got[i])
+        got[i] = n
+        if n < count then waiting = i end
+      end
+    end
+    -- A frame that found nothing: wait up to 1 ms, as a frame loop sleeps
+    -- until its next frame, rather than spin.
+    if left == before and waiting then
+      local msg, is_text = list[waiting]:recv(1)
+      if msg ~= nil then
+        if #msg ~= size or is_text ~= false then fail("ws_fanout socket " .. waiting .. ": bad message") end
+        got[waiting] = got[waiting] + 1
+        left = left - 1
+      end
+    end
+    if os.time() - started > STALL_S then fail("ws_fanout: stalled with " .. left .. " messages left") end
+  end
+  for i = 1, sockets do list[i]:close() end
+  return "ops=" .. int(sockets * count)
 end
 
 function cases.poll_empty()

@@ -63,8 +63,10 @@ pub enum Polled {
 /// Incoming messages and the phase of one socket.
 ///
 /// Two queues keep the threads off each other's lock: the I/O thread
-/// appends to `shared.arrived`; the reader takes from `taken`, and only when
-/// `taken` runs dry swaps in everything that arrived, in one step.
+/// appends its read bursts, whole, to `shared.arrived`; the reader takes
+/// from `taken`, and only when `taken` runs dry swaps in every burst that
+/// arrived, in one step. A burst is queued as it was read (one entry), so
+/// delivering costs no copy of its messages however long the queue grows.
 ///
 /// The inbox bound: past `max_queued_bytes` of unread messages the I/O
 /// thread sets `paused` and stops reading the socket; the reader that brings
@@ -104,16 +106,42 @@ pub struct Inbox {
     /// The round trip of the last answered ping, in nanoseconds plus one
     /// (0: none answered yet).
     latency: AtomicU64,
-    taken: Mutex<VecDeque<(Bytes, bool)>>,
+    taken: Mutex<Taken>,
     /// How the connection ended: set once, as it is released.
     close_info: OnceLock<super::CloseInfo>,
     shared: Mutex<Shared>,
     changed: Condvar,
 }
 
+/// A burst of messages, as the I/O thread read them.
+pub(super) type Burst = Vec<(Bytes, bool)>;
+
+/// The reader's side: the burst being read, and the ones after it.
+#[derive(Default)]
+struct Taken {
+    current: std::vec::IntoIter<(Bytes, bool)>,
+    bursts: VecDeque<Burst>,
+}
+
+impl Taken {
+    fn next(&mut self) -> Option<(Bytes, bool)> {
+        loop {
+            if let Some(message) = self.current.next() {
+                return Some(message);
+            }
+            self.current = self.bursts.pop_front()?.into_iter();
+        }
+    }
+
+    /// The message after the one just taken, if it is at hand.
+    fn peek(&self) -> Option<&(Bytes, bool)> {
+        self.current.as_slice().first()
+    }
+}
+
 #[derive(Default)]
 struct Shared {
-    arrived: VecDeque<(Bytes, bool)>,
+    arrived: VecDeque<Burst>,
     released: bool,
     error: Option<String>,
     /// Threads waiting on `changed`: no wake-up system call without one.
@@ -213,14 +241,18 @@ impl Inbox {
             return Polled::Empty;
         }
         let mut taken = lock(&self.taken);
-        if taken.is_empty() {
-            std::mem::swap(&mut *taken, &mut lock(&self.shared).arrived);
-        }
-        match taken.pop_front() {
+        let found = match taken.next() {
+            None => {
+                std::mem::swap(&mut taken.bursts, &mut lock(&self.shared).arrived);
+                taken.next()
+            }
+            found => found,
+        };
+        match found {
             Some((data, is_text)) => {
                 self.queued.fetch_sub(1, Ordering::AcqRel);
                 self.queued_bytes.fetch_sub(data.len(), Ordering::SeqCst);
-                if let Some((next, _)) = taken.front() {
+                if let Some((next, _)) = taken.peek() {
                     prefetch(next);
                 }
                 Polled::Message(data, is_text)
@@ -381,11 +413,11 @@ impl Inbox {
     }
 
     /// I/O thread: queues complete messages.
-    pub(super) fn deliver(&self, batch: Vec<(Bytes, bool)>) {
+    pub(super) fn deliver(&self, batch: Burst) {
         let count = batch.len();
         let bytes = batch.iter().map(|(data, _)| data.len()).sum();
         let mut shared = lock(&self.shared);
-        shared.arrived.extend(batch);
+        shared.arrived.push_back(batch);
         self.queued_bytes.fetch_add(bytes, Ordering::SeqCst);
         self.queued.fetch_add(count, Ordering::AcqRel);
         let waiting = shared.waiters > 0;

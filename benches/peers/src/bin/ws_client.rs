@@ -8,7 +8,13 @@
 //!   `/stream?count=COUNT&size=SIZE&type=binary`, checking each length.
 //!   Prints `ok ops=COUNT bytes=TOTAL`.
 //!
-//! With COUNT=0 both only connect and close cleanly, so the caller can
+//! - `ws_client fanout URL COUNT SIZE SOCKETS`: opens SOCKETS connections
+//!   to `/stream?count=COUNT&size=SIZE&type=binary` and reads COUNT binary
+//!   messages on each, all on one thread: tokio-tungstenite on a
+//!   current-thread runtime, a task per socket (luanet too moves every
+//!   socket's frames on one I/O thread). Prints `ok ops=SOCKETS*COUNT`.
+//!
+//! With COUNT=0 they only connect and close cleanly, so the caller can
 //! subtract start-up and connecting from the timing.
 
 use std::net::TcpStream;
@@ -21,6 +27,13 @@ const MAX_MESSAGE_SIZE: usize = 64 << 20;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, url, count, size, sockets] = args.as_slice() {
+        if mode == "fanout" {
+            let summary = fanout(url, number(count), number(size), number(sockets));
+            println!("ok {summary}");
+            return;
+        }
+    }
     let (mode, url, count, size) = match args.as_slice() {
         [_, mode, url, count, size] => (mode.as_str(), url.as_str(), number(count), number(size)),
         _ => usage(),
@@ -36,7 +49,7 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: ws_client echo|stream URL COUNT SIZE");
+    eprintln!("usage: ws_client echo|stream URL COUNT SIZE | fanout URL COUNT SIZE SOCKETS");
     std::process::exit(2);
 }
 
@@ -130,4 +143,57 @@ fn close(ws: &mut WebSocket<TcpStream>) {
             Err(e) => fail(&format!("closing: {e}")),
         }
     }
+}
+
+fn fanout(url: &str, count: usize, size: usize, sockets: usize) -> String {
+    use futures_util::{SinkExt, StreamExt};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("tokio runtime: {e}")));
+    runtime.block_on(async {
+        let request = url.into_client_request().unwrap_or_else(|e| fail(&format!("URL {url}: {e}")));
+        let host = request.uri().host().unwrap_or_else(|| fail(&format!("no host in {url}")));
+        let address = format!("{host}:{}", request.uri().port_u16().unwrap_or(80));
+        let mut connected = Vec::with_capacity(sockets);
+        for i in 0..sockets {
+            let stream = tokio::net::TcpStream::connect(&address)
+                .await
+                .unwrap_or_else(|e| fail(&format!("connect #{} to {address}: {e}", i + 1)));
+            stream.set_nodelay(true).unwrap_or_else(|e| fail(&format!("TCP_NODELAY: {e}")));
+            let config = WebSocketConfig::default()
+                .max_message_size(Some(MAX_MESSAGE_SIZE))
+                .max_frame_size(Some(MAX_MESSAGE_SIZE));
+            match tokio_tungstenite::client_async_with_config(request.clone(), stream, Some(config))
+                .await
+            {
+                Ok((ws, _response)) => connected.push(ws),
+                Err(e) => fail(&format!("handshake #{}: {e}", i + 1)),
+            }
+        }
+        let tasks: Vec<_> = connected
+            .into_iter()
+            .map(|mut ws| {
+                tokio::spawn(async move {
+                    let mut got = 0;
+                    while got < count {
+                        match ws.next().await {
+                            Some(Ok(Message::Binary(data))) if data.len() == size => got += 1,
+                            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                            other => fail(&format!("message #{}: {other:?}", got + 1)),
+                        }
+                    }
+                    if let Err(e) = ws.close(None).await {
+                        fail(&format!("close: {e}"));
+                    }
+                    while let Some(Ok(_)) = ws.next().await {}
+                    let _ = ws.flush().await;
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap_or_else(|e| fail(&format!("task: {e}")));
+        }
+    });
+    format!("ops={}", count * sockets)
 }
