@@ -182,6 +182,8 @@ is sent back with its type (text stays text, binary stays binary).
                             reads everything, counting messages and bytes
     /sink-release?tag=T     lets sink T read; sends "released", closes
     /sink-state?tag=T       sends "messages=<n> bytes=<b>" of sink T; closes
+    /bad-frame              writes a frame with the reserved opcode 3, then
+                            reads until closed
     /join?tag=T             silent until closed; hears /broadcast?tag=T
     /broadcast?tag=T&text=X sends the text X to every /join T connection,
                             then "sent=<n>" (how many), then closes
@@ -792,6 +794,11 @@ async def ws_route(ws) -> None:
         sink = SINKS.get(tag_of(query), {"messages": 0, "bytes": 0})
         await ws.send(f"messages={sink['messages']} bytes={sink['bytes']}")
         await ws.close()
+    elif path == "/bad-frame":
+        # A frame with the reserved opcode 3: the client must fail the
+        # connection with 1002 (protocol error).
+        ws.transport.write(b"\x83\x00")
+        await drain(ws)
     elif path == "/join":
         # Waits, silent, for a /broadcast to the same tag.
         audience = AUDIENCES.setdefault(tag_of(query), set())
@@ -827,6 +834,7 @@ WS_PATHS = {
     "/echo", "/send", "/fragmented", "/ping", "/big", "/silent",
     "/request", "/closeinfo", "/stats", "/last-close", "/protocol", "/upgrade-headers", "/slow", "/close-when-full", "/last-reply",
     "/flood", "/flood-state", "/stall", "/sink", "/sink-release", "/sink-state", "/join", "/broadcast",
+    "/bad-frame",
 }
 
 
