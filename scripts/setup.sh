@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what building and testing luanet needs, when it is missing:
-# Debian/Ubuntu packages (apt-get, as root) and a Python venv with the test
-# servers (build/venv). Safe to run again; does nothing when all is there.
+# Debian/Ubuntu packages (apt-get, as root), a Python venv with the test
+# servers (build/venv) and the npm ws server's package (build/node-peer).
+# Safe to run again; does nothing when all is there.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,8 @@ need_pkg liblua5.1-0-dev
 need_pkg libssl-dev
 need_pkg zlib1g-dev
 need_cmd python3 python3
+need_cmd node nodejs
+need_cmd npm npm
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
 
 if [ -n "$missing" ]; then
@@ -47,4 +50,16 @@ if ! cmp -s testpeer/requirements.txt "$stamp" 2>/dev/null; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r testpeer/requirements.txt
     cp testpeer/requirements.txt "$stamp"
+fi
+
+# The npm `ws` test server (testpeer/ws_peer.js): the pinned package, in its
+# own folder, installed again when the lock changes.
+node_peer=build/node-peer
+if ! cmp -s testpeer/package-lock.json "$node_peer/package-lock.json" 2>/dev/null \
+    || [ ! -f "$node_peer/node_modules/ws/package.json" ]; then
+    echo "setup: installing npm ws into $node_peer"
+    rm -rf "$node_peer"
+    mkdir -p "$node_peer"
+    cp testpeer/package.json testpeer/package-lock.json "$node_peer/"
+    npm ci --prefix "$node_peer" --no-audit --no-fund --loglevel=error >/dev/null
 fi

@@ -25,6 +25,13 @@ no message size limit: the client enforces its own):
     LUANET_WSS               wss://localhost:PORT    cert from CA #1 (as LUANET_HTTPS)
     LUANET_WSS_WRONG_CA      wss://localhost:PORT    cert from CA #2 (untrusted)
 
+and a second, independent WebSocket server, npm `ws` on Node.js
+(testpeer/ws_peer.js, installed by scripts/setup.sh into build/node-peer, or
+LUANET_NODE_MODULES), with the paths listed at the end:
+
+    LUANET_NODE_WS           ws://127.0.0.1:PORT
+    LUANET_NODE_WSS          wss://localhost:PORT    cert from CA #1
+
 and a forward proxy, a private tinyproxy (`tinyproxy -d`, config generated in
 the temporary directory; the `tinyproxy` package must be installed):
 
@@ -221,6 +228,13 @@ from hypercorn.config import Config
 from websockets.asyncio.server import ServerConnection, broadcast as ws_broadcast
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
+
+from node_peer import NodePeer, node_available
+
+# Where scripts/setup.sh installs the npm `ws` package for ws_peer.js.
+NODE_MODULES = os.environ.get("LUANET_NODE_MODULES") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "node-peer", "node_modules"
+)
 
 # Environment variables through which libcurl picks a proxy (any case).
 PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
@@ -1279,6 +1293,17 @@ async def run(argv: list[str]) -> int:
         while closed == proxy.port:
             closed = closed_port()
 
+        node_peer = NodePeer()
+        try:
+            if not node_available(NODE_MODULES):
+                raise RuntimeError(f"node or the npm ws package in {NODE_MODULES} is missing "
+                                   "(scripts/setup.sh installs them)")
+            node_env = await node_peer.start(NODE_MODULES, cert_paths["good"])
+        except RuntimeError as error:
+            log(f"cannot start the npm ws server: {error}")
+            await asyncio.gather(node_peer.stop(), proxy.stop(show_log=False))
+            return 2
+
         # The tests talk to loopback directly: a developer's own proxy settings
         # must not route them elsewhere (test_proxy sets its own per child).
         env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
@@ -1301,6 +1326,7 @@ async def run(argv: list[str]) -> int:
                 "LUANET_WSS": f"wss://localhost:{wss_port}",
                 "LUANET_WSS_WRONG_CA": f"wss://localhost:{wss_wrong_ca_port}",
                 "LUANET_CUT_RELAY": f"http://127.0.0.1:{cut_port}",
+                **node_env,
             }
         )
 
@@ -1349,6 +1375,8 @@ async def run(argv: list[str]) -> int:
                 "LUANET_WSS",
                 "LUANET_WSS_WRONG_CA",
                 "LUANET_CUT_RELAY",
+                "LUANET_NODE_WS",
+                "LUANET_NODE_WSS",
             ):
                 log(f"{name}={env[name]}")
 
@@ -1378,7 +1406,10 @@ async def run(argv: list[str]) -> int:
             # tinyproxy's log helps when something failed; otherwise it is
             # noise (it logs a client closing a tunnel as an error).
             await asyncio.gather(
-                stop(shutdown, tasks), ws_stop(ws_servers), proxy.stop(show_log=code != 0)
+                stop(shutdown, tasks),
+                ws_stop(ws_servers),
+                proxy.stop(show_log=code != 0),
+                node_peer.stop(),
             )
 
 
