@@ -71,7 +71,13 @@ static long thread_named(const char *name) {
 }
 
 int main(void) {
-    CHECK(luanet_ws_connect(url("LUANET_WS", "/echo"), 5000, &ws) == LUANET_OK, "connect");
+    /* 32 MiB in flight: past the default 16 MiB send bound. */
+    luanet_ws_options *options = NULL;
+    CHECK(luanet_ws_options_new(&options) == LUANET_OK &&
+              luanet_ws_options_set_limit(options, LUANET_WS_MAX_SEND_BUFFER_BYTES, 64 << 20) == LUANET_OK,
+          "options");
+    CHECK(luanet_ws_connect_with(url("LUANET_WS", "/echo"), options, &ws, NULL) == LUANET_OK, "connect");
+    luanet_ws_options_free(options);
     if (!ws) return finish();
     /* The thread names itself once it runs. */
     long io = 0;

@@ -16,12 +16,7 @@ local PER_SOCKET_KIB = 48
 local WS = T.env("LUANET_WS")
 local TAG = "crowd-" .. tostring(os.time()) .. "-" .. tostring({}):match("0x(%x+)")
 
-local function status(field)
-  local f = assert(io.open("/proc/self/status"))
-  local text = f:read("*a")
-  f:close()
-  return tonumber(text:match(field .. ":%s*(%d+)"))
-end
+local status = T.proc_status
 
 T.test("10,000 sockets each receive a broadcast, on fixed threads, in bounded memory", function()
   local first = assert(ws_connect(WS .. "/join?tag=" .. TAG))

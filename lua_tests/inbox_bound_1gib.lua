@@ -20,12 +20,7 @@ local SLACK = 16 * MiB
 local WS = T.env("LUANET_WS")
 local TAG = "gib-" .. tostring(os.time()) .. "-" .. tostring({}):match("0x(%x+)")
 
-local function status_kib(field)
-  local f = assert(io.open("/proc/self/status"))
-  local text = f:read("*a")
-  f:close()
-  return tonumber(text:match(field .. ":%s*(%d+) kB"))
-end
+local status_kib = T.proc_status
 
 local function sent()
   local ws = assert(ws_connect(WS .. "/flood-state?tag=" .. TAG))

@@ -161,6 +161,16 @@ function T.pattern(n)
   return string.rep(T.ALL_BYTES, math.ceil(n / 256)):sub(1, n)
 end
 
+-- A number of this process's /proc/self/status ("Threads", "VmRSS" and
+-- "VmHWM" in KiB, ...); nil where there is no /proc.
+function T.proc_status(field)
+  local f = io.open("/proc/self/status", "r")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return tonumber(text:match("\n" .. field .. ":%s*(%d+)"))
+end
+
 -- s as one single-quoted word for the POSIX shell.
 function T.shquote(s)
   return "'" .. s:gsub("'", [['\'']]) .. "'"

@@ -56,13 +56,7 @@ local function eventually(ms, check)
   return check()
 end
 
-local function threads()
-  local f = io.open("/proc/self/status")
-  if not f then return nil end
-  local n = f:read("*a"):match("Threads:%s*(%d+)")
-  f:close()
-  return tonumber(n)
-end
+local function threads() return T.proc_status("Threads") end
 
 test("a request runs while the script goes on, and its outcome stays", function()
   local req = net.fetch{ url = HTTP .. "/delay?ms=300" }

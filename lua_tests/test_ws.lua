@@ -177,13 +177,7 @@ local function with_json_encode(value, fn)
   if not ok then error(err, 0) end
 end
 
-local function thread_count()
-  local f = io.open("/proc/self/status", "r")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return tonumber(text:match("\nThreads:%s*(%d+)"))
-end
+local function thread_count() return T.proc_status("Threads") end
 
 -- Loading -------------------------------------------------------------------
 
