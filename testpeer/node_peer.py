@@ -65,6 +65,7 @@ class NodePeer:
                 start_new_session=True,
             )
         except OSError as exc:
+            self.remove_log()
             raise RuntimeError(f"node peer: cannot start node: {exc}") from exc
         finally:
             os.close(fd)

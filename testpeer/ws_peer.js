@@ -90,11 +90,12 @@ function sendableCloseCode(code) {
 
 // Parses the request target: {path, query, bad}, where query maps a name to
 // its first value and numbers to ints; bad is true when the query is invalid.
+// Blank values count as absent (as Python's parse_qs has it in serve.py).
 function parseTarget(url) {
   const parsed = new URL(url, "http://peer.invalid");
   const query = {};
   for (const [name, value] of parsed.searchParams) {
-    if (!(name in query)) query[name] = value;
+    if (value !== "" && !(name in query)) query[name] = value;
   }
   let bad = false;
   for (const name of NUMBERS) {
