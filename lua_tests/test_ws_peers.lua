@@ -138,6 +138,7 @@ for _, peer in ipairs(PEERS) do
     eq(reason, "", "reason")
     eq(by, "error", "by")
     -- The first ping goes at 200 ms and its deadline is 300 ms later.
+    print("# " .. peer.name .. ": dead peer detected " .. elapsed .. " ms after connecting")
     truthy(elapsed >= 480, "not before the deadline: " .. elapsed .. " ms")
     truthy(elapsed < 2500, "soon after it (no hang): " .. elapsed .. " ms")
   end)
@@ -198,6 +199,14 @@ for _, peer in ipairs(PEERS) do
     end
     eq(refused[1], false, "a send past the bound fails")
     eq(refused[2], "send buffer full", "with the reason")
+    -- Refused sends hold nothing: 64 MiB more offered, (almost) none of
+    -- it taken, and peak RSS stays where it was.
+    local peak, refusals = T.proc_status("VmHWM"), 0
+    for _ = 1, 256 do
+      if ws:send_binary(chunk) then accepted = accepted + 1 else refusals = refusals + 1 end
+    end
+    truthy(refusals >= 250, "still full: " .. refusals .. " of 256 refused")
+    truthy(T.proc_status("VmHWM") - peak < 2 * 1024, "peak RSS unchanged by refused sends")
     truthy(ws:buffered_amount() >= bound, "buffered at the refusal: " .. ws:buffered_amount())
     truthy(ws:buffered_amount() < bound + piece + 64, "no more than one message past the bound: "
       .. ws:buffered_amount())
