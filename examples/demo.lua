@@ -1,4 +1,4 @@
--- luanet demo: HTTP from plain Lua. scripts/demo.sh runs it against local
+-- luanet demo: HTTP and WebSockets from plain Lua. scripts/demo.sh runs it against local
 -- servers and passes their addresses in the environment.
 local net = require "net"
 local http = assert(os.getenv("LUANET_HTTP"), "run me through scripts/demo.sh")
@@ -41,3 +41,24 @@ while not (slow:poll() and fast:poll()) do
 end
 print(("net.fetch: /slow/300 -> %d and / -> %d after %d frames, none of them blocked"):format(
   slow:poll().status, fast:poll().status, frames))
+
+-- WebSocket: a subprotocol, an upgrade header, keepalive and bounds; a
+-- message each way, a ping, and a close with a reason.
+local wss = assert(os.getenv("LUANET_WSS"))
+local ws = assert(ws_connect(wss .. "/protocol", {
+  timeout_ms = 5000, protocols = { "chat.v2" }, headers = { Origin = "https://demo.example" },
+  ping_interval_ms = 20000, pong_timeout_ms = 20000, max_queued_bytes = 1024 * 1024,
+}))
+local hello = ws:recv(5000)
+ws:send_text("ping me back")
+local echoed = ws:recv(5000)
+ws:ping()
+for _ = 1, 500 do
+  if ws:latency() then break end
+  ws:recv(10) -- the pong, within 5 s
+end
+print(("WS   %s/protocol -> protocol=%s first=%q echo=%q latency=%.2f ms buffered=%d"):format(
+  wss, ws:protocol(), hello, echoed, ws:latency() or -1, ws:buffered_amount()))
+ws:close(4000, "demo done")
+local code, reason, by = ws:close_info()
+print(("WS   close(4000, \"demo done\") -> close_info() = %d, %q, %s"):format(code, reason, by))
