@@ -19,8 +19,8 @@ local KiB, MiB = 1024, 1024 * 1024
 local RUN = tostring(os.time()) .. "-" .. tostring({}):match("0x(%x+)")
 
 local PEERS = {
-  { name = "websockets ws", url = env("LUANET_WS") },
-  { name = "websockets wss", url = env("LUANET_WSS") },
+  { name = "websockets ws", url = env("LUANET_WS"), python = true },
+  { name = "websockets wss", url = env("LUANET_WSS"), python = true },
   { name = "npm ws, ws", url = env("LUANET_NODE_WS") },
   { name = "npm ws, wss", url = env("LUANET_NODE_WSS") },
 }
@@ -185,6 +185,29 @@ for _, peer in ipairs(PEERS) do
     ws:close()
   end)
 
+  test(named("closing a socket paused at its bound still finishes the handshake"), function()
+    local tag = "close-paused-" .. RUN .. "-" .. peer.name:gsub("%W", "")
+    local ws = connect(BASE .. "/flood?count=512&size=65536&tag=" .. tag, { max_queued_bytes = MiB })
+    sleep(0.5)
+    ws:close(4002, "paused")
+    local code, reason, by = ws:close_info()
+    eq(code, 4002, "our code")
+    eq(by, "local", "by")
+    eq(ws:error(), nil, "a clean close")
+    eq(ask(BASE, "/last-close"), "code=4002 reason=paused", "the server got our close frame")
+    if peer.python then
+      -- The server saw a closing handshake, not a connection reset under
+      -- unread data.
+      local ended
+      for _ = 1, 100 do
+        ended = ask(BASE, "/flood-end?tag=" .. tag)
+        if ended ~= "code=none" then break end
+        sleep(0.05)
+      end
+      eq(ended, "code=4002", "how the server's side ended")
+    end
+  end)
+
   test(named("outgoing bound: send buffer full, then it drains to 0"), function()
     local tag = "sink-" .. RUN .. "-" .. peer.name:gsub("%W", "")
     local bound, piece = 4 * MiB, 256 * KiB
@@ -229,6 +252,20 @@ for _, peer in ipairs(PEERS) do
     eq(state, expected, "the server got exactly what was accepted")
     eq(ws:send_binary("after"), true, "sending works again")
     ws:close()
+  end)
+
+  test(named("a socket closed with output waiting has nothing buffered"), function()
+    local tag = "closed-full-" .. RUN .. "-" .. peer.name:gsub("%W", "")
+    local ws = connect(BASE .. "/sink?tag=" .. tag, { max_send_buffer_bytes = MiB })
+    local chunk = string.rep("c", 64 * KiB)
+    for _ = 1, 1000 do
+      if not ws:send_binary(chunk) then break end
+    end
+    truthy(ws:buffered_amount() >= MiB, "full: " .. ws:buffered_amount())
+    ws:close()
+    eq(ws:buffered_amount(), 0, "what waited went with the connection")
+    eq(select(2, ws:send_binary("late")), "the WebSocket is closed", "send after close")
+    ask(BASE, "/sink-release?tag=" .. tag)
   end)
 
   test(named("max_message_bytes: a larger message fails the connection with 1009"), function()

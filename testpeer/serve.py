@@ -182,6 +182,9 @@ is sent back with its type (text stays text, binary stays binary).
                             done", then echoes
     /flood-state?tag=T      sends "sent=<n>": /flood T's messages sent so
                             far; then closes
+    /flood-end?tag=T        sends "code=<C>": the close code /flood T saw
+                            when it ended, "reset" when the TCP connection
+                            was reset, or "none" while it runs; then closes
     /stall?ms=N             sends "stalling", and N ms later (default 0)
                             stops reading: pings get no pong; aborts after
                             60 s
@@ -605,8 +608,10 @@ WS_CLOSES: list = []
 # The code of the client's answer to each close from /close-when-full
 # (1006: none came), oldest first.
 CLOSE_REPLIES: list = []
-# /flood?tag=: messages whose send completed.
+# /flood?tag=: messages whose send completed, and the close code the server
+# saw when it ended (1006: the client went away without a closing handshake).
 FLOOD_SENT: dict = {}
+FLOOD_END: dict = {}
 # /sink?tag=: [messages, bytes] read, and the event that lets it read.
 SINKS: dict = {}
 # /join?tag=: the connections waiting for a /broadcast?tag=.
@@ -628,6 +633,9 @@ class PeerConnection(ServerConnection):
     always finds it) and forgets the connection when the TCP connection ends."""
 
     close_recorded = False
+    # What ended the TCP connection: None for a clean end, else the error
+    # (a reset when the client closed with our data unread).
+    lost_with: Exception | None = None
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -644,6 +652,7 @@ class PeerConnection(ServerConnection):
             WS_CLOSES.append((protocol.close_rcvd.code, protocol.close_rcvd.reason))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_with = exc
         WS_OPEN.discard(self)
         super().connection_lost(exc)
 
@@ -773,11 +782,18 @@ async def ws_route(ws) -> None:
         # mark: TCP back-pressure holds this server back.
         tag, count, size = tag_of(query), qint(query, "count", 1), max(qint(query, "size", 8), 8)
         FLOOD_SENT[tag] = 0
-        for i in range(1, count + 1):
-            await ws.send(flood_message(i, size))
-            FLOOD_SENT[tag] = i
-        await ws.send("flood done")
-        await ws_echo(ws)
+        try:
+            for i in range(1, count + 1):
+                await ws.send(flood_message(i, size))
+                FLOOD_SENT[tag] = i
+            await ws.send("flood done")
+            await ws_echo(ws)
+        finally:
+            await ws.wait_closed()
+            FLOOD_END[tag] = "reset" if ws.lost_with is not None else ws.close_code
+    elif path == "/flood-end":
+        await ws.send(f"code={FLOOD_END.get(tag_of(query), 'none')}")
+        await ws.close()
     elif path == "/flood-state":
         await ws.send(f"sent={FLOOD_SENT.get(tag_of(query), 0)}")
         await ws.close()
@@ -847,7 +863,7 @@ async def ws_handler(ws) -> None:
 WS_PATHS = {
     "/echo", "/send", "/fragmented", "/ping", "/big", "/silent",
     "/request", "/closeinfo", "/stats", "/last-close", "/protocol", "/upgrade-headers", "/slow", "/close-when-full", "/last-reply",
-    "/flood", "/flood-state", "/stall", "/sink", "/sink-release", "/sink-state", "/join", "/broadcast",
+    "/flood", "/flood-state", "/flood-end", "/stall", "/sink", "/sink-release", "/sink-state", "/join", "/broadcast",
     "/bad-frame",
 }
 

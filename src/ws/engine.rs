@@ -234,9 +234,14 @@ fn write(wire: &Wire, inbox: &Inbox, message: Message) -> Result<(), SendError> 
         inbox.ping_sent();
     }
     // Counted before the write, which lowers it by what the socket takes.
-    inbox.add_unsent(frame_len(message.len()));
+    let framed = frame_len(message.len());
+    inbox.add_unsent(framed);
     let written = websocket.write(message).and_then(|()| websocket.flush());
     inbox.set_output_waiting(would_block(&written));
+    if !matches!(&written, Ok(()) | Err(Error::Io(_))) {
+        // Refused (closing, closed): nothing of it was written.
+        inbox.remove_unsent(framed);
+    }
     match written {
         Ok(()) => Ok(()),
         Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => Ok(()),
@@ -581,6 +586,10 @@ impl IoThread {
                 if let Some(connection) = self.connections.get_mut(&id) {
                     if connection.start_close(code, reason) == Turn::Busy {
                         self.busy.insert(id);
+                    } else {
+                        // A socket paused at its inbox bound gets no new
+                        // input event: read it now, for the peer's answer.
+                        self.unfinished.insert(id);
                     }
                     self.touched.push(id);
                 }
@@ -739,7 +748,7 @@ impl IoThread {
 struct Burst {
     bytes: Vec<u8>,
     messages: Vec<(Piece, bool)>,
-    /// The messages' payload bytes, copied or not.
+    /// What the messages count toward the inbox bound, copied or not.
     payload: usize,
 }
 
@@ -753,7 +762,7 @@ enum Piece {
 
 impl Burst {
     fn push(&mut self, data: Bytes, is_text: bool) {
-        self.payload += data.len();
+        self.payload += super::inbox::queued_cost(data.len());
         if data.len() <= DETACH_LIMIT {
             let start = self.bytes.len();
             self.bytes.extend_from_slice(&data);

@@ -49,6 +49,16 @@ fn prefetch(data: &[u8]) {
     let _ = data;
 }
 
+/// What a queued message costs beyond its payload (its queue entry and a
+/// share of its burst), counted toward the inbox bound so that a flood of
+/// tiny or empty messages is bounded too.
+const PER_MESSAGE: usize = 48;
+
+/// What a queued message of `payload` bytes counts toward the inbox bound.
+pub(super) fn queued_cost(payload: usize) -> usize {
+    payload.saturating_add(PER_MESSAGE)
+}
+
 /// What `poll` and `recv` found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Polled {
@@ -79,7 +89,7 @@ pub struct Inbox {
     phase: AtomicU8,
     /// Messages in both queues; read without a lock by `poll`.
     queued: AtomicUsize,
-    /// Their payload bytes.
+    /// What they count toward the bound: payload plus [`PER_MESSAGE`] each.
     queued_bytes: AtomicUsize,
     /// The inbox bound.
     max_queued_bytes: usize,
@@ -179,6 +189,12 @@ impl Inbox {
         self.unsent.store(unsent.saturating_add(bytes), Ordering::Release);
     }
 
+    /// tungstenite refused a message of `bytes` whole.
+    pub(super) fn remove_unsent(&self, bytes: usize) {
+        let unsent = self.unsent.load(Ordering::Relaxed);
+        self.unsent.store(unsent.saturating_sub(bytes), Ordering::Release);
+    }
+
     /// The output bound: past it `send` refuses a message.
     pub(super) fn max_send_buffer_bytes(&self) -> usize {
         self.max_send_buffer_bytes
@@ -192,7 +208,7 @@ impl Inbox {
         self.unsent.load(Ordering::Acquire)
     }
 
-    /// Payload bytes of the unread messages.
+    /// What the unread messages count toward the bound ([`queued_cost`]).
     pub(super) fn queued_bytes(&self) -> usize {
         self.queued_bytes.load(Ordering::SeqCst)
     }
@@ -251,7 +267,7 @@ impl Inbox {
         match found {
             Some((data, is_text)) => {
                 self.queued.fetch_sub(1, Ordering::AcqRel);
-                self.queued_bytes.fetch_sub(data.len(), Ordering::SeqCst);
+                self.queued_bytes.fetch_sub(queued_cost(data.len()), Ordering::SeqCst);
                 if let Some((next, _)) = taken.peek() {
                     prefetch(next);
                 }
@@ -263,8 +279,11 @@ impl Inbox {
     }
 
     /// A ping is going out now; its pong gives the latency.
+    /// While an earlier ping waits, its mark stays: the first pong answers
+    /// the first ping (a keepalive ping must not shorten a script's).
     pub(super) fn ping_sent(&self) {
-        self.ping_sent.store(since_start(), Ordering::Release);
+        let _ =
+            self.ping_sent.compare_exchange(0, since_start(), Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// A pong arrived: the answer to the waiting ping, if there is one.
@@ -415,7 +434,7 @@ impl Inbox {
     /// I/O thread: queues complete messages.
     pub(super) fn deliver(&self, batch: Burst) {
         let count = batch.len();
-        let bytes = batch.iter().map(|(data, _)| data.len()).sum();
+        let bytes = batch.iter().map(|(data, _)| queued_cost(data.len())).sum();
         let mut shared = lock(&self.shared);
         shared.arrived.push_back(batch);
         self.queued_bytes.fetch_add(bytes, Ordering::SeqCst);
@@ -431,6 +450,8 @@ impl Inbox {
     /// I/O thread: the connection is gone; messages already queued stay.
     pub(super) fn release(&self, error: Option<String>, info: super::CloseInfo) {
         let _ = self.close_info.set(info);
+        // The connection is gone, and what waited unwritten with it.
+        self.unsent.store(0, Ordering::Release);
         let mut shared = lock(&self.shared);
         shared.released = true;
         if shared.error.is_none() {

@@ -32,8 +32,9 @@ pub const MAX_BOUND: u64 = i64::MAX as u64;
 pub struct Limits {
     /// The largest incoming message.
     pub max_message_bytes: usize,
-    /// Unread messages past which reading stops (checked between
-    /// messages: one larger message is still taken whole).
+    /// Unread messages past which reading stops (each counts its payload
+    /// plus 48 bytes; checked between messages: one larger message is
+    /// still taken whole).
     pub max_queued_bytes: usize,
     /// Unwritten output past which `send` refuses a message (checked
     /// between messages: one larger message still goes when less waits).
