@@ -211,21 +211,23 @@ pub(super) fn flag(lua: &Lua, key: Opt) -> Result<bool, Failure> {
     }
 }
 
+/// The number on top (no string conversion, as for `text`).
+pub(super) fn number(lua: &Lua, key: Opt) -> Result<f64, Failure> {
+    match lua.kind(-1) {
+        Kind::Number => Ok(lua.number(-1).unwrap_or_default()),
+        _ => Err(wrong_type(lua, key, "number")),
+    }
+}
+
 /// A timeout under the [`crate::timeout`] rule.
 pub(super) fn milliseconds(lua: &Lua, key: Opt) -> Result<Option<std::time::Duration>, Failure> {
-    if lua.kind(-1) != Kind::Number {
-        return Err(wrong_type(lua, key, "number"));
-    }
-    let ms = lua.number(-1).unwrap_or_default();
+    let ms = number(lua, key)?;
     crate::timeout::from_millis(ms).map_err(|_| bad(key, "must be a non-negative number"))
 }
 
 /// A whole number from 0 to `max`.
 pub(super) fn count(lua: &Lua, key: Opt, max: u64) -> Result<u64, Failure> {
-    if lua.kind(-1) != Kind::Number {
-        return Err(wrong_type(lua, key, "number"));
-    }
-    let n = lua.number(-1).unwrap_or_default();
+    let n = number(lua, key)?;
     if !(n.fract() == 0.0 && n >= 0.0 && n <= max as f64) {
         return Err(bad(key, format!("must be a whole number from 0 to {max}")));
     }

@@ -12,8 +12,8 @@ use std::ffi::{c_int, CStr};
 use super::args::{self, Callee, Text};
 use super::boundary::{lua_function, Failure, Kind, Lua, Tagged, WS_METATABLE};
 use super::request::{
-    bad, flag, milliseconds, option_key, path, proxy, push_outcome, read_headers, unknown_option,
-    wrong_type, Opt,
+    bad, flag, milliseconds, number, option_key, path, proxy, push_outcome, read_headers,
+    unknown_option, wrong_type, Opt,
 };
 use crate::http::{self, Reply};
 use crate::ws::{CloseInfo, ClosedBy, ConnectOptions, Outgoing, Polled, Socket, CLOSED};
@@ -182,14 +182,6 @@ const CONNECT_KEYS: &[&str] = &[
     "verify",
     "ca_file",
 ];
-
-/// The number on top.
-fn number(lua: &Lua, key: Opt) -> Result<f64, Failure> {
-    match lua.kind(-1) {
-        Kind::Number => Ok(lua.number(-1).unwrap_or_default()),
-        _ => Err(wrong_type(lua, key, "number")),
-    }
-}
 
 /// A byte bound on top, under the core's rule.
 fn byte_bound(lua: &Lua, key: Opt) -> Result<usize, Failure> {

@@ -199,9 +199,7 @@ pub(super) fn ping(wire: &Wire, inbox: &Inbox, payload: Vec<u8>) -> Result<(), S
 /// Lets the I/O thread read a socket again whose script read its inbox
 /// down from the bound.
 pub(super) fn resume(id: SocketId) {
-    if let Some(handle) = engine().as_ref() {
-        submit(handle, Command::Pump(id));
-    }
+    to_running(Command::Pump(id));
 }
 
 /// The bytes a client frame with `payload` bytes takes on the wire: the
@@ -265,22 +263,24 @@ pub(crate) fn fetch(job: Job) -> Result<(), String> {
 
 /// Drops a request the script cancelled.
 pub(crate) fn cancel_fetch(id: FetchId) {
-    if let Some(handle) = engine().as_ref() {
-        submit(handle, Command::CancelFetch(id));
-    }
+    to_running(Command::CancelFetch(id));
 }
 
 /// Lets a paused streaming request go on.
 pub(crate) fn resume_fetch(id: FetchId) {
-    if let Some(handle) = engine().as_ref() {
-        submit(handle, Command::ResumeFetch(id));
-    }
+    to_running(Command::ResumeFetch(id));
 }
 
 /// Starts the closing handshake of a socket.
 pub(super) fn close(id: SocketId, code: u16, reason: String) {
+    to_running(Command::Close(id, code, reason));
+}
+
+/// Hands `command` to the I/O thread if one runs: with none, there is no
+/// socket or request for it to act on.
+fn to_running(command: Command) {
     if let Some(handle) = engine().as_ref() {
-        submit(handle, Command::Close(id, code, reason));
+        submit(handle, command);
     }
 }
 
@@ -327,9 +327,7 @@ pub(super) fn read_inline(id: SocketId, wire: &Wire, inbox: &Inbox) -> Polled {
                 // then wakes whoever waits.
                 state.handed_over = Some(other);
                 drop(guard);
-                if let Some(handle) = engine().as_ref() {
-                    submit(handle, Command::Pump(id));
-                }
+                to_running(Command::Pump(id));
                 return Polled::Empty;
             }
         };
